@@ -1,0 +1,1 @@
+"""Benchmarks (not tests): each prints figures measured in the same run."""

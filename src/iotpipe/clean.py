@@ -1,0 +1,494 @@
+"""Cleaning: one raw `RecordBatch` in; clean rows, rejected rows with reasons, and counters out.
+
+The policy is the contract's (ARCHITECTURE.md, "Cleaning policy"), applied with vectorised
+Polars expressions:
+
+- trim every value, turn missing markers into nulls, case-fold categoricals;
+- parse the timestamp (ISO 8601 with T or space, fraction, Z or offset; epoch seconds or
+  milliseconds; ``YYYY/MM/DD HH:MM:SS``; composite parts), take naive times in the contract's
+  zone, and keep it as naive UTC;
+- reject a row (first matching reason wins) for: ``missing_device_id``, ``invalid_device_id``,
+  ``missing_timestamp``, ``invalid_timestamp``, ``timestamp_out_of_range``, ``missing_value``
+  (a required field), ``invalid_value`` (a field with ``on_invalid: reject``),
+  ``no_measurements``; the reader adds ``malformed_row`` / ``malformed_json``;
+- null an invalid value (``on_invalid: null``) and count it per field;
+- drop exact duplicates, and let the last row of a (device_id, ts) key win over earlier
+  different ones (a conflict), across batches of the same file.
+
+Accounting, per file: ``rows_read = rows_valid + rows_rejected + rows_duplicate + rows_conflict``
+where ``rows_valid`` is the number of distinct keys (the rows that end up stored) and
+``rows_conflict`` the number of rows superseded by a later row with the same key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from iotpipe.contract import DEVICE_ID, TS, DataContract, Field
+from iotpipe.readers import RecordBatch, RejectedRow
+
+MISSING_DEVICE_ID = "missing_device_id"
+INVALID_DEVICE_ID = "invalid_device_id"
+MISSING_TIMESTAMP = "missing_timestamp"
+INVALID_TIMESTAMP = "invalid_timestamp"
+TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+MISSING_VALUE = "missing_value"
+INVALID_VALUE = "invalid_value"
+NO_MEASUREMENTS = "no_measurements"
+
+ISO_PATTERN = (
+    r"^(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})"
+    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{1,2})(?::(?P<s>\d{1,2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
+EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
+EPOCH_MS_THRESHOLD = 1e11  # above this an epoch number is milliseconds (1e11 s is year 5138)
+MAX_EXACT_INT = 2**53
+TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
+FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
+UTC = "UTC"
+
+
+def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
+    """Parse trimmed timestamp strings to naive UTC ``Datetime('us')``; null when unparseable.
+
+    Parameters
+    ----------
+    raw
+        An expression of trimmed strings.
+    timezone
+        IANA zone of naive times. An ambiguous local time takes its earlier instant; a local
+        time that does not exist (a DST gap) is unparseable.
+
+    Returns
+    -------
+    pl.Expr
+        The parsed instants, as naive UTC.
+    """
+    parts = raw.str.extract_groups(ISO_PATTERN)
+
+    def part(name: str, default: str, width: int) -> pl.Expr:
+        return parts.struct.field(name).fill_null(default).str.zfill(width)
+
+    canonical = pl.concat_str(
+        [
+            parts.struct.field("y"),
+            pl.lit("-"),
+            part("mo", "1", 2),
+            pl.lit("-"),
+            part("d", "1", 2),
+            pl.lit(" "),
+            part("h", "0", 2),
+            pl.lit(":"),
+            part("mi", "0", 2),
+            pl.lit(":"),
+            part("s", "0", 2),
+            pl.lit("."),
+            parts.struct.field("f").fill_null("0").str.pad_end(6, "0").str.slice(0, 6),
+        ]
+    )
+    naive = canonical.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    tz = parts.struct.field("tz")
+    digits = tz.str.replace_all(":", "", literal=True).str.slice(1)
+    offset_minutes = (
+        pl.when(tz.str.to_uppercase() == "Z")
+        .then(0)
+        .otherwise(
+            pl.when(tz.str.starts_with("-")).then(-1).otherwise(1)
+            * (
+                digits.str.slice(0, 2).cast(pl.Int64, strict=False) * 60
+                + digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
+            )
+        )
+    )
+    with_offset = naive - pl.duration(minutes=offset_minutes)
+    if timezone == UTC:
+        local = naive
+    else:
+        local = (
+            naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+            .dt.convert_time_zone(UTC)
+            .dt.replace_time_zone(None)
+        )
+    number = raw.cast(pl.Float64, strict=False)
+    micros = (
+        pl.when(number.abs() >= EPOCH_MS_THRESHOLD)
+        .then(number * 1_000)
+        .otherwise(number * 1_000_000)
+        .round(0)
+        .cast(pl.Int64, strict=False)
+    )
+    epoch = pl.from_epoch(micros, time_unit="us")
+    return (
+        pl.when(raw.str.contains(EPOCH_PATTERN))
+        .then(epoch)
+        .when(tz.is_not_null())
+        .then(with_offset)
+        .otherwise(local)
+    )
+
+
+@dataclass
+class CleanCounters:
+    """Running totals for one source file."""
+
+    rows_read: int = 0
+    rows_valid: int = 0
+    rows_rejected: int = 0
+    rows_duplicate: int = 0
+    rows_conflict: int = 0
+    reject_reasons: Counter[str] = field(default_factory=Counter)
+    nulled: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: CleanCounters) -> None:
+        """Add another set of counters into this one."""
+        self.rows_read += other.rows_read
+        self.rows_valid += other.rows_valid
+        self.rows_rejected += other.rows_rejected
+        self.rows_duplicate += other.rows_duplicate
+        self.rows_conflict += other.rows_conflict
+        self.reject_reasons.update(other.reject_reasons)
+        self.nulled.update(other.nulled)
+
+
+@dataclass
+class CleanBatch:
+    """The result of cleaning one batch.
+
+    Attributes
+    ----------
+    rows
+        Clean rows to upsert, one per (device_id, ts) key, in file order. Columns are the
+        contract's stored columns (``device_id``, ``ts``, then each field).
+    rejected
+        Rejected rows, by line number.
+    counters
+        This batch's counters.
+    """
+
+    rows: pl.DataFrame
+    rejected: list[RejectedRow]
+    counters: CleanCounters
+
+
+class _KeyIndex:
+    """Which row currently holds each (device_id, ts) key of the file: 16 bytes per key.
+
+    Levels of sorted (key hash, row hash) frames, merged when neighbours reach similar sizes
+    (a log-structured merge), so a lookup is a binary search per level and the file's index
+    costs O(n log n) to maintain.
+    """
+
+    def __init__(self) -> None:
+        self._levels: list[pl.DataFrame] = []
+
+    def lookup(self, keys: pl.Series) -> pl.Series:
+        found = pl.Series("h", [None] * len(keys), dtype=pl.UInt64)
+        for level in reversed(self._levels):  # newest first
+            level_keys = level.get_column("k")
+            pos = level_keys.search_sorted(keys).clip(0, level.height - 1)
+            hit = level_keys.gather(pos) == keys
+            hashes = level.get_column("h").gather(pos)
+            found = (
+                pl.select(pl.when(found.is_null() & hit).then(hashes).otherwise(found))
+                .to_series()
+                .alias("h")
+            )
+        return found
+
+    def update(self, keys: pl.Series, hashes: pl.Series) -> None:
+        if keys.len() == 0:
+            return
+        self._levels.append(_sorted_unique(pl.DataFrame({"k": keys, "h": hashes})))
+        while len(self._levels) > 1 and self._levels[-2].height <= 2 * self._levels[-1].height:
+            newer = self._levels.pop()
+            older = self._levels.pop()
+            self._levels.append(_sorted_unique(pl.concat([older, newer])))
+
+    @property
+    def nbytes(self) -> int:
+        return sum(int(level.estimated_size()) for level in self._levels)
+
+
+def _sorted_unique(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.unique("k", keep="last", maintain_order=True).sort("k")
+
+
+class Cleaner:
+    """Clean the batches of one source file against a contract.
+
+    Parameters
+    ----------
+    contract
+        The data contract.
+    now
+        The current time (naive UTC or aware); timestamps later than ``now + max_future``
+        are rejected. Defaults to the wall clock at construction.
+    """
+
+    def __init__(self, contract: DataContract, now: dt.datetime | None = None) -> None:
+        self.contract = contract
+        now = now or dt.datetime.now(dt.UTC)
+        if now.tzinfo is not None:
+            now = now.astimezone(dt.UTC).replace(tzinfo=None)
+        self._earliest = contract.timestamp.earliest
+        self._latest = now + contract.timestamp.max_future
+        self._index = _KeyIndex()
+        self.counters = CleanCounters()
+        self.columns = [DEVICE_ID, TS, *(f.name for f in contract.fields)]
+
+    @property
+    def index_bytes(self) -> int:
+        """Memory held by the file's key index (grows 16 bytes per distinct key)."""
+        return self._index.nbytes
+
+    def clean(self, batch: RecordBatch) -> CleanBatch:
+        """Clean one batch; counters accumulate in ``self.counters``.
+
+        Parameters
+        ----------
+        batch
+            Raw values from a reader.
+
+        Returns
+        -------
+        CleanBatch
+            Clean rows, rejected rows and this batch's counters.
+        """
+        counters = CleanCounters(rows_read=batch.rows_read)
+        rejected = list(batch.rejected)
+        frame = self._typed(self._raw_frame(batch))
+        bad = frame.filter(pl.col("__reason").is_not_null())
+        for line, index, reason, detail in bad.select(
+            "__line", "__idx", "__reason", "__detail"
+        ).iter_rows():
+            rejected.append(RejectedRow(line, reason, detail, batch.record_text(index)))
+        for row in rejected:
+            counters.reject_reasons[row.reason] += 1
+        counters.rows_rejected = len(rejected)
+        rejected.sort(key=lambda r: r.line)
+
+        kept = frame.filter(pl.col("__reason").is_null())
+        nullable = [f for f in self.contract.fields if f.on_invalid == "null" and not f.required]
+        if nullable and kept.height:
+            sums = kept.select(pl.col(f"__bad.{f.name}").sum() for f in nullable).row(0)
+            counters.nulled.update({f.name: n for f, n in zip(nullable, sums, strict=True) if n})
+        rows = self._deduplicate(kept.select([*self.columns, "__line"]), counters)
+        self.counters.add(counters)
+        return CleanBatch(rows, rejected, counters)
+
+    # ----------------------------------------------------------------------------------------
+
+    def _raw_frame(self, batch: RecordBatch) -> pl.DataFrame:
+        n = len(batch.lines)
+        series = [
+            pl.Series(slot.name, batch.columns.get(slot.name) or [None] * n, dtype=pl.String)
+            for slot in self.contract.slots
+        ]
+        frame = pl.DataFrame(series, height=n).with_columns(
+            pl.Series("__line", batch.lines, dtype=pl.Int64),
+            pl.int_range(n, dtype=pl.Int64).alias("__idx"),
+        )
+        markers = {DEVICE_ID: self.contract.device_id.missing_values}
+        markers.update({f.name: f.missing_values for f in self.contract.fields})
+        return frame.with_columns(
+            _normalise(slot.name, markers.get(slot.name, self.contract.missing_values))
+            for slot in self.contract.slots
+        )
+
+    def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
+        contract = self.contract
+        ts_raw, ts_missing = self._timestamp_source()
+        values: list[pl.Expr] = [
+            pl.col(DEVICE_ID),
+            timestamp_expr(ts_raw, contract.timestamp.timezone).alias(TS),
+        ]
+        for f in contract.fields:
+            value, invalid = _field_exprs(f, contract.dialect.decimal, contract.timestamp.timezone)
+            values.append(pl.when(invalid).then(None).otherwise(value).alias(f.name))
+            values.append(invalid.alias(f"__bad.{f.name}"))
+        typed = raw.select(
+            pl.col("__line"),
+            pl.col("__idx"),
+            *values,
+            ts_raw.alias("__ts_raw"),
+            ts_missing.alias("__ts_missing"),
+            *(pl.col(f.name).alias(f"__raw.{f.name}") for f in contract.fields),
+        )
+        reason, detail = self._reason_exprs()
+        return typed.with_columns(reason.alias("__reason"), detail.alias("__detail"))
+
+    def _timestamp_source(self) -> tuple[pl.Expr, pl.Expr]:
+        parts = self.contract.timestamp.parts
+        if self.contract.timestamp.is_single:
+            return pl.col(TS), pl.col(TS).is_null()
+        cols = {p: pl.col(f"{TS}.{p}") for p in parts}
+        missing = pl.all_horizontal(c.is_null() for c in cols.values())
+        if "year" in cols:
+            # Composite numeric parts: each must be digits, then they read as one ISO string.
+            def num(p: str) -> pl.Expr:
+                c = cols.get(p, pl.lit("0"))
+                return pl.when(c.str.contains(r"^\d{1,4}$")).then(c)
+
+            raw = pl.concat_str(
+                [
+                    num("year"),
+                    pl.lit("-"),
+                    num("month"),
+                    pl.lit("-"),
+                    num("day"),
+                    pl.lit(" "),
+                    num("hour"),
+                    pl.lit(":"),
+                    num("minute"),
+                    pl.lit(":"),
+                    num("second"),
+                ]
+            )
+        elif "time" in cols:
+            raw = pl.concat_str([cols["date"], pl.lit(" "), cols["time"]])
+        else:
+            raw = cols["date"]
+        return raw, missing
+
+    def _reason_exprs(self) -> tuple[pl.Expr, pl.Expr]:
+        device = pl.col(DEVICE_ID)
+        ts = pl.col(TS)
+        max_length = self.contract.device_id.max_length or 128
+        rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+            (device.is_null(), MISSING_DEVICE_ID, pl.lit("device_id is missing")),
+            (
+                device.str.len_chars() > max_length,
+                INVALID_DEVICE_ID,
+                pl.lit(f"device_id is longer than {max_length} characters"),
+            ),
+            (pl.col("__ts_missing"), MISSING_TIMESTAMP, pl.lit("timestamp is missing")),
+            (
+                ts.is_null(),
+                INVALID_TIMESTAMP,
+                pl.format("unparseable timestamp {}", pl.col("__ts_raw").fill_null("(parts)")),
+            ),
+            (
+                (ts < self._earliest) | (ts > self._latest),
+                TIMESTAMP_OUT_OF_RANGE,
+                pl.format(
+                    "timestamp {} is outside {} .. now+{}",
+                    ts.dt.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    pl.lit(self._earliest.date().isoformat()),
+                    pl.lit(_human(self.contract.timestamp.max_future)),
+                ),
+            ),
+        ]
+        for f in self.contract.fields:
+            if f.required:
+                rules.append(
+                    (
+                        pl.col(f"__raw.{f.name}").is_null(),
+                        MISSING_VALUE,
+                        pl.lit(f"{f.name} is missing"),
+                    )
+                )
+        for f in self.contract.fields:
+            if f.required or f.on_invalid == "reject":
+                rules.append(
+                    (
+                        pl.col(f"__bad.{f.name}"),
+                        INVALID_VALUE,
+                        pl.format(f"{f.name}: invalid value {{}}", pl.col(f"__raw.{f.name}")),
+                    )
+                )
+        if self.contract.measurements:
+            rules.append(
+                (
+                    pl.all_horizontal(pl.col(f.name).is_null() for f in self.contract.measurements),
+                    NO_MEASUREMENTS,
+                    pl.lit("every measurement is missing or invalid"),
+                )
+            )
+        reason: pl.Expr = pl.lit(None, dtype=pl.String)
+        detail: pl.Expr = pl.lit(None, dtype=pl.String)
+        for condition, code, text in reversed(rules):
+            reason = pl.when(condition).then(pl.lit(code)).otherwise(reason)
+            detail = pl.when(condition).then(text).otherwise(detail)
+        return reason, detail
+
+    def _deduplicate(self, kept: pl.DataFrame, counters: CleanCounters) -> pl.DataFrame:
+        keyed = kept.with_columns(
+            pl.struct(DEVICE_ID, TS).hash().alias("__k"),
+            pl.struct(self.columns).hash().alias("__h"),
+        )
+        earlier = self._index.lookup(keyed.get_column("__k"))
+        keyed = keyed.with_columns(
+            pl.coalesce(pl.col("__h").shift(1).over("__k"), earlier).alias("__prev")
+        )
+        prev, current = pl.col("__prev"), pl.col("__h")
+        stats = keyed.select(
+            prev.is_null().sum().alias("new"),
+            (prev == current).sum().alias("dup"),
+            (prev.is_not_null() & (prev != current)).sum().alias("conflict"),
+        ).row(0)
+        counters.rows_valid, counters.rows_duplicate, counters.rows_conflict = (
+            int(stats[0]),
+            int(stats[1]),
+            int(stats[2]),
+        )
+        # Each key's last non-duplicate row is what the file says now; earlier ones lose.
+        winners = (
+            keyed.filter(prev.is_null() | (prev != current))
+            .unique("__k", keep="last", maintain_order=True)
+            .sort("__line")
+        )
+        self._index.update(winners.get_column("__k"), winners.get_column("__h"))
+        return winners.select(self.columns)
+
+
+def _human(delta: dt.timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def _normalise(name: str, markers: frozenset[str]) -> pl.Expr:
+    trimmed = pl.col(name).str.strip_chars()
+    missing = trimmed.str.to_lowercase().is_in(sorted(markers))
+    return pl.when(missing).then(None).otherwise(trimmed).alias(name)
+
+
+def _field_exprs(f: Field, decimal: str, timezone: str) -> tuple[pl.Expr, pl.Expr]:
+    """Return (typed value, is-invalid) expressions for a field's normalised raw column."""
+    raw = pl.col(f.name)
+    present = raw.is_not_null()
+    if f.type in ("number", "integer"):
+        text = raw.str.replace_all(",", ".", literal=True) if decimal == "," else raw
+        number = text.cast(pl.Float64, strict=False)
+        bad = number.is_null() | number.is_nan() | number.is_infinite()
+        if f.minimum is not None:
+            bad = bad | (number < f.minimum)
+        if f.maximum is not None:
+            bad = bad | (number > f.maximum)
+        if f.type == "integer":
+            bad = bad | (number != number.floor()) | (number.abs() > MAX_EXACT_INT)
+            return number.cast(pl.Int64, strict=False), present & bad.fill_null(True)
+        return number, present & bad.fill_null(True)
+    if f.type == "boolean":
+        lower = raw.str.to_lowercase()
+        flag: pl.Expr = (
+            pl.when(lower.is_in(TRUE_WORDS)).then(True).when(lower.is_in(FALSE_WORDS)).then(False)
+        )
+        return flag, present & flag.is_null()
+    if f.type == "datetime":
+        value = timestamp_expr(raw, timezone)
+        return value, present & value.is_null()
+    text = raw.str.to_lowercase() if f.type == "category" else raw
+    bad = pl.lit(False)
+    if f.enum:
+        bad = bad | ~text.is_in(f.enum)
+    if f.max_length:
+        bad = bad | (text.str.len_chars() > f.max_length)
+    return text, present & bad

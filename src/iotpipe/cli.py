@@ -1,0 +1,183 @@
+"""The ``iotpipe`` console script: a driver over the same services the Lambdas use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from iotpipe.errors import IotpipeError
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI.
+
+    Parameters
+    ----------
+    argv
+        Arguments (without the program name); ``sys.argv[1:]`` by default.
+
+    Returns
+    -------
+    int
+        The process exit code: 0 on success, 1 when a file fails, 2 on bad usage or contract.
+    """
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        result: int = args.run(args)
+    except IotpipeError as exc:
+        print(f"iotpipe: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except BrokenPipeError:  # output piped into `head`: not an error of ours
+        sys.stderr.close()
+        return EXIT_OK
+    return result
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="iotpipe",
+        description="Clean, encode and load IoT device usage files; query them back.",
+    )
+    sub = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    p = sub.add_parser("validate", help="dry run: read and clean a file, print its quality report")
+    p.add_argument("source", help="a local file (CSV, NDJSON or Parquet; gzip or not)")
+    p.add_argument("--contract", default=None, help="contract YAML path or shipped name")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--rejects", type=Path, default=None, help="write rejected rows to this CSV")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("sample", help="generate messy Acme usage data with a known truth")
+    p.add_argument("--rows", type=int, default=10_000)
+    p.add_argument("--devices", type=int, default=50)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="output file (.gz to compress)")
+    p.add_argument("--gzip", action="store_true", help="gzip whatever the file name")
+    p.add_argument("--truth", type=Path, default=None, help="write the expected counts (JSON)")
+    p.set_defaults(run=_sample)
+
+    p = sub.add_parser("contract", help="work with data contracts")
+    contract_sub = p.add_subparsers(required=True, metavar="ACTION")
+    q = contract_sub.add_parser("infer", help="draft a contract from a sample file")
+    q.add_argument("file", type=Path)
+    q.add_argument("--name", default=None, help="contract name (default: from the file name)")
+    q.set_defaults(run=_infer)
+    q = contract_sub.add_parser("check", help="validate a contract file")
+    q.add_argument("contract")
+    q.set_defaults(run=_check)
+    return parser
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from iotpipe.config import resolve_contract
+    from iotpipe.ingest import validate_source
+    from iotpipe.rejects import RejectsCsvWriter
+
+    contract = resolve_contract(args.contract)
+    path = Path(args.source)
+    if not path.is_file():
+        raise IotpipeError(f"no such file: {path}")
+    with path.open("rb") as stream:
+        if args.rejects is not None:
+            with RejectsCsvWriter.open(args.rejects) as rejects:
+                report = validate_source(
+                    stream, contract, source=str(path), on_rejected=rejects.write
+                )
+        else:
+            report = validate_source(stream, contract, source=str(path))
+    body = report.to_dict()
+    if args.json:
+        print(json.dumps(body))
+    else:
+        print(format_report(body))
+    return EXIT_OK if report.status != "failed" else EXIT_FAILED
+
+
+def format_report(body: dict[str, Any]) -> str:
+    """Render a quality report for a terminal.
+
+    Parameters
+    ----------
+    body
+        `IngestReport.to_dict` output.
+
+    Returns
+    -------
+    str
+        A short multi-line summary.
+    """
+    kind = body["format"] or "?"
+    if body["compressed"]:
+        kind += ", gzip"
+    lines = [
+        f"{body['status']}: {body['source']} ({kind}) against contract {body['contract']}",
+    ]
+    if body["error"]:
+        lines.append(f"  error: {body['error']}")
+    lines += [
+        f"  rows read       {body['rows_read']:>12,}",
+        f"  rows valid      {body['rows_valid']:>12,}   (distinct device/timestamp keys)",
+        f"  rows loaded     {body['rows_loaded']:>12,}",
+        f"  rows rejected   {body['rows_rejected']:>12,}",
+    ]
+    lines += [f"    {reason:<26}{n:>10,}" for reason, n in body["reject_reasons"].items()]
+    lines += [
+        f"  exact duplicates{body['rows_duplicate']:>12,}   (dropped)",
+        f"  key conflicts   {body['rows_conflict']:>12,}   (superseded by a later row)",
+    ]
+    if body["nulled"]:
+        lines.append("  values nulled (invalid or out of range):")
+        lines += [f"    {name:<26}{n:>10,}" for name, n in body["nulled"].items()]
+    if body["unknown_columns"]:
+        lines.append(f"  ignored columns: {', '.join(body['unknown_columns'])}")
+    if body["absent_columns"]:
+        lines.append(f"  absent optional columns: {', '.join(body['absent_columns'])}")
+    for sample in body["rejected_sample"][:5]:
+        lines.append(f"  e.g. line {sample['line']}: {sample['reason']}: {sample['detail']}")
+    lines.append(f"  in {body['seconds']:.2f} s")
+    return "\n".join(lines)
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from iotpipe.sample import write_sample
+
+    if args.rows < 0 or args.devices < 1:
+        raise IotpipeError("--rows must be >= 0 and --devices >= 1")
+    truth = write_sample(
+        args.out, args.rows, args.devices, args.seed, compress=True if args.gzip else None
+    )
+    if args.truth is not None:
+        args.truth.write_text(json.dumps(truth.to_dict(), indent=2) + "\n", encoding="utf-8")
+    print(
+        f"wrote {args.out}: {truth.rows_read:,} data rows, {truth.rows_valid:,} valid keys, "
+        f"{truth.rows_rejected:,} to reject, {truth.rows_duplicate:,} duplicates, "
+        f"{truth.rows_conflict:,} conflicts"
+    )
+    return EXIT_OK
+
+
+def _infer(args: argparse.Namespace) -> int:
+    from iotpipe.infer import infer_contract_yaml
+
+    if not args.file.is_file():
+        raise IotpipeError(f"no such file: {args.file}")
+    with args.file.open("rb") as stream:
+        print(infer_contract_yaml(stream, name=args.name or args.file.name), end="")
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    from iotpipe.contract import load_contract
+
+    contract = load_contract(args.contract)
+    print(f"ok: {contract.name} -> table {contract.table}, {len(contract.fields)} fields")
+    return EXIT_OK

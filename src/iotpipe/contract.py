@@ -1,0 +1,689 @@
+"""Data contracts: what a source file must look like and how to clean it (YAML, Table Schema-like).
+
+A contract is modelled on Frictionless Table Schema (``fields`` with ``type``, ``constraints``
+and ``missingValues``) plus the iotpipe extensions a pipeline needs: where each value comes from
+(``source``: CSV column names, matched case-insensitively after trimming, or dotted JSON paths),
+which field is the device id, how the timestamp is built (one column, date + time, or
+year/month/day/hour parts), the zone of naive times, the CSV dialect, what to do with an invalid
+value (``on_invalid``) and how categoricals are encoded.
+
+Every output column name is validated against a strict identifier pattern here, so storage can
+use them as SQL identifiers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from iotpipe.errors import ContractError
+
+FieldType = Literal["string", "number", "integer", "boolean", "datetime", "category"]
+OnInvalid = Literal["null", "reject"]
+Encoding = Literal["code", "onehot+code"]
+
+FIELD_TYPES: tuple[FieldType, ...] = (
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "datetime",
+    "category",
+)
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "null", "None", "nan", "-", "?")
+TIMESTAMP_PARTS = ("date", "time", "year", "month", "day", "hour", "minute", "second")
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_IDENTIFIER = 64
+DEVICE_ID = "device_id"
+TS = "ts"
+RESERVED = frozenset({DEVICE_ID, TS})
+
+_PART_SETS: tuple[frozenset[str], ...] = (
+    frozenset({"date", "time"}),
+    frozenset({"date"}),
+    frozenset({"year", "month", "day"}),
+    frozenset({"year", "month", "day", "hour"}),
+    frozenset({"year", "month", "day", "hour", "minute"}),
+    frozenset({"year", "month", "day", "hour", "minute", "second"}),
+)
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One output column of a contract.
+
+    Attributes
+    ----------
+    name
+        Output column name (a validated SQL identifier).
+    type
+        One of ``FIELD_TYPES``.
+    sources
+        Where the value comes from, tried in order: CSV column names or dotted JSON paths.
+    required
+        A row whose value is missing is rejected (``missing_value``).
+    minimum, maximum
+        Inclusive numeric bounds.
+    enum
+        Closed vocabulary (already case-folded for categories).
+    max_length
+        Longest accepted string.
+    missing_values
+        Case-folded markers that mean "no value".
+    on_invalid
+        ``null``: null the value and count it; ``reject``: reject the row.
+    encoding
+        For categories: ``code`` or ``onehot+code``.
+    measurement
+        Counts towards "every measurement is missing".
+    """
+
+    name: str
+    type: FieldType
+    sources: tuple[str, ...]
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[str, ...] | None = None
+    max_length: int | None = None
+    missing_values: frozenset[str] = frozenset()
+    on_invalid: OnInvalid = "null"
+    encoding: Encoding | None = None
+    measurement: bool = False
+    description: str = ""
+
+    @property
+    def onehot_columns(self) -> dict[str, str]:
+        """Map each closed-vocabulary value to its one-hot column name (empty if none)."""
+        if self.encoding != "onehot+code" or not self.enum:
+            return {}
+        return {value: f"{self.name}_{_slug(value)}" for value in self.enum}
+
+    @property
+    def code_column(self) -> str | None:
+        """Name of the integer code column of a categorical field."""
+        return f"{self.name}_code" if self.type == "category" else None
+
+
+@dataclass(frozen=True)
+class TimestampSpec:
+    """How the row timestamp is built and which values are plausible."""
+
+    parts: Mapping[str, tuple[str, ...]]
+    timezone: str = "UTC"
+    earliest: dt.datetime = dt.datetime(2000, 1, 1)
+    max_future: dt.timedelta = dt.timedelta(days=1)
+
+    @property
+    def is_single(self) -> bool:
+        """True when the timestamp comes from one source column."""
+        return set(self.parts) == {"value"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """CSV dialect. ``delimiter=None`` means sniff it from the file."""
+
+    delimiter: str | None = ","
+    quotechar: str = '"'
+    decimal: str = "."
+    header: bool = True
+    columns: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One raw value a reader must extract from each record."""
+
+    name: str
+    sources: tuple[str, ...]
+    required: bool
+
+
+@dataclass(frozen=True)
+class DataContract:
+    """A validated data contract. Build one with `load_contract` or `parse_contract`."""
+
+    name: str
+    table: str
+    device_id: Field
+    timestamp: TimestampSpec
+    fields: tuple[Field, ...]
+    dialect: Dialect = field(default_factory=Dialect)
+    missing_values: frozenset[str] = frozenset(v.casefold() for v in DEFAULT_MISSING_VALUES)
+    description: str = ""
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Raw values to extract per record: device id, timestamp part(s), then each field."""
+        slots = [Slot(DEVICE_ID, self.device_id.sources, required=True)]
+        for part, sources in self.timestamp.parts.items():
+            name = TS if part == "value" else f"{TS}.{part}"
+            slots.append(Slot(name, sources, required=True))
+        slots.extend(Slot(f.name, f.sources, required=f.required) for f in self.fields)
+        return slots
+
+    @property
+    def measurements(self) -> tuple[Field, ...]:
+        """Fields that count as measurements for the ``no_measurements`` rule."""
+        return tuple(f for f in self.fields if f.measurement)
+
+    @property
+    def categories(self) -> tuple[Field, ...]:
+        """Categorical fields."""
+        return tuple(f for f in self.fields if f.type == "category")
+
+    @property
+    def numeric_fields(self) -> tuple[Field, ...]:
+        """Number and integer fields (the ones retrieval summarises)."""
+        return tuple(f for f in self.fields if f.type in ("number", "integer"))
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Every stored column, in table order: key, fields, then encodings."""
+        columns = [DEVICE_ID, TS, *(f.name for f in self.fields)]
+        for f in self.categories:
+            columns.append(f"{f.name}_code")
+            columns.extend(f.onehot_columns.values())
+        return columns
+
+
+def _slug(value: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", value.casefold()).strip("_") or "empty"
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing and validation
+# --------------------------------------------------------------------------------------------
+
+
+def load_contract(ref: str | Path) -> DataContract:
+    """Load a contract from a YAML path or by the name of a shipped contract.
+
+    Parameters
+    ----------
+    ref
+        A path to a YAML file, or the name of a contract shipped in ``iotpipe/contracts``
+        (for example ``acme_usage``).
+
+    Returns
+    -------
+    DataContract
+        The validated contract.
+
+    Raises
+    ------
+    ContractError
+        If the file is missing, is not YAML, or does not validate.
+    """
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ContractError("contract", f"cannot read {path}: {exc.strerror}") from exc
+    else:
+        shipped = resources.files("iotpipe.contracts").joinpath(f"{ref}.yaml")
+        if not shipped.is_file():
+            raise ContractError("contract", f"no contract file or shipped contract named {ref!r}")
+        text = shipped.read_text(encoding="utf-8")
+    return parse_contract(text)
+
+
+def parse_contract(text: str) -> DataContract:
+    """Parse and validate contract YAML text.
+
+    Parameters
+    ----------
+    text
+        The YAML document.
+
+    Returns
+    -------
+    DataContract
+        The validated contract.
+
+    Raises
+    ------
+    ContractError
+        Naming the offending key.
+    """
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ContractError("contract", f"not valid YAML: {exc}") from exc
+    return contract_from_dict(_mapping(doc, "contract"))
+
+
+_TOP_KEYS = {
+    "name",
+    "table",
+    "description",
+    "title",
+    "missingValues",
+    "dialect",
+    "device_id",
+    "timestamp",
+    "fields",
+}
+
+
+def contract_from_dict(doc: Mapping[str, Any]) -> DataContract:
+    """Validate a contract given as a mapping (the parsed YAML).
+
+    Parameters
+    ----------
+    doc
+        The contract document.
+
+    Returns
+    -------
+    DataContract
+        The validated contract.
+    """
+    _no_unknown_keys(doc, _TOP_KEYS, "")
+    name = _identifier(_required(doc, "name", ""), "name")
+    table = _identifier(doc.get("table", name), "table")
+    missing = _missing_values(
+        doc.get("missingValues", list(DEFAULT_MISSING_VALUES)), "missingValues"
+    )
+    dialect = _dialect(doc.get("dialect", {}))
+    device = _device_id(_required(doc, "device_id", ""), missing)
+    timestamp = _timestamp(_required(doc, "timestamp", ""))
+    raw_fields = _required(doc, "fields", "")
+    if not isinstance(raw_fields, list) or not raw_fields:
+        raise ContractError("fields", "must be a non-empty list")
+    fields = tuple(_field(item, f"fields[{i}]", missing) for i, item in enumerate(raw_fields))
+    contract = DataContract(
+        name=name,
+        table=table,
+        device_id=device,
+        timestamp=timestamp,
+        fields=fields,
+        dialect=dialect,
+        missing_values=missing,
+        description=str(doc.get("description", doc.get("title", ""))),
+    )
+    _check_columns(contract)
+    if dialect.columns is not None:
+        _check_headerless(contract, dialect.columns)
+    return contract
+
+
+def _check_columns(contract: DataContract) -> None:
+    seen: dict[str, str] = {}
+    for i, f in enumerate(contract.fields):
+        if f.name in RESERVED:
+            raise ContractError(f"fields[{i}].name", f"{f.name!r} is reserved for the key")
+        names = [f.name, *([f.code_column] if f.code_column else []), *f.onehot_columns.values()]
+        for column in names:
+            if len(column) > MAX_IDENTIFIER:
+                raise ContractError(f"fields[{i}]", f"column {column!r} is over 64 characters")
+            if column in seen or column in RESERVED:
+                raise ContractError(
+                    f"fields[{i}].name",
+                    f"column {column!r} clashes with {seen.get(column, 'the key')}",
+                )
+            seen[column] = f"field {f.name!r}"
+
+
+def _check_headerless(contract: DataContract, columns: tuple[str, ...]) -> None:
+    known = {c.strip().casefold() for c in columns}
+    for slot in contract.slots:
+        if slot.required and not any(s.strip().casefold() in known for s in slot.sources):
+            raise ContractError(
+                "dialect.columns", f"no column for required {slot.name!r} ({slot.sources})"
+            )
+
+
+_DIALECT_KEYS = {"delimiter", "quotechar", "decimal", "header", "columns", "encoding"}
+
+
+def _dialect(raw: Any) -> Dialect:
+    doc = _mapping(raw, "dialect")
+    _no_unknown_keys(doc, _DIALECT_KEYS, "dialect")
+    delimiter = doc.get("delimiter", ",")
+    if delimiter in ("auto", None):
+        delimiter = None
+    elif not isinstance(delimiter, str) or len(delimiter) != 1 or delimiter in '\r\n"':
+        raise ContractError("dialect.delimiter", "must be one character or 'auto'")
+    quotechar = doc.get("quotechar", '"')
+    if not isinstance(quotechar, str) or len(quotechar) != 1:
+        raise ContractError("dialect.quotechar", "must be one character")
+    decimal = doc.get("decimal", ".")
+    if decimal not in (".", ","):
+        raise ContractError("dialect.decimal", "must be '.' or ','")
+    if decimal == "," and delimiter == ",":
+        raise ContractError("dialect.decimal", "a decimal comma needs another delimiter")
+    header = doc.get("header", True)
+    if not isinstance(header, bool):
+        raise ContractError("dialect.header", "must be true or false")
+    columns = doc.get("columns")
+    if columns is not None:
+        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+            raise ContractError("dialect.columns", "must be a list of column names")
+        if header:
+            raise ContractError("dialect.columns", "only for headerless files (header: false)")
+    elif not header:
+        raise ContractError("dialect.columns", "a headerless file needs its column list")
+    encoding = doc.get("encoding", "utf-8")
+    try:
+        "".encode(str(encoding))
+    except LookupError as exc:
+        raise ContractError("dialect.encoding", f"unknown encoding {encoding!r}") from exc
+    return Dialect(
+        delimiter=delimiter,
+        quotechar=quotechar,
+        decimal=decimal,
+        header=header,
+        columns=tuple(columns) if columns is not None else None,
+        encoding=str(encoding),
+    )
+
+
+_DEVICE_KEYS = {"source", "maxLength", "description"}
+
+
+def _device_id(raw: Any, missing: frozenset[str]) -> Field:
+    doc = {"source": raw} if isinstance(raw, str | list) else _mapping(raw, "device_id")
+    _no_unknown_keys(doc, _DEVICE_KEYS, "device_id")
+    max_length = _positive_int(doc.get("maxLength", 128), "device_id.maxLength")
+    return Field(
+        name=DEVICE_ID,
+        type="string",
+        sources=_sources(doc.get("source", DEVICE_ID), "device_id.source"),
+        required=True,
+        max_length=max_length,
+        missing_values=missing,
+        on_invalid="reject",
+        description=str(doc.get("description", "")),
+    )
+
+
+_TIMESTAMP_KEYS = {"source", "timezone", "earliest", "max_future", "description", *TIMESTAMP_PARTS}
+
+
+def _timestamp(raw: Any) -> TimestampSpec:
+    doc = {"source": raw} if isinstance(raw, str | list) else _mapping(raw, "timestamp")
+    _no_unknown_keys(doc, _TIMESTAMP_KEYS, "timestamp")
+    parts_given = {p for p in TIMESTAMP_PARTS if p in doc}
+    if "source" in doc and parts_given:
+        raise ContractError("timestamp", "give either 'source' or composite parts, not both")
+    if "source" in doc:
+        parts: dict[str, tuple[str, ...]] = {"value": _sources(doc["source"], "timestamp.source")}
+    elif frozenset(parts_given) in _PART_SETS:
+        parts = {p: _sources(doc[p], f"timestamp.{p}") for p in TIMESTAMP_PARTS if p in doc}
+    else:
+        raise ContractError(
+            "timestamp",
+            "needs 'source', or parts date[+time] or year/month/day[/hour[/minute[/second]]]",
+        )
+    tz = str(doc.get("timezone", "UTC"))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ContractError("timestamp.timezone", f"unknown time zone {tz!r}") from exc
+    earliest = doc.get("earliest", dt.date(2000, 1, 1))
+    if isinstance(earliest, str):
+        try:
+            earliest = dt.date.fromisoformat(earliest)
+        except ValueError as exc:
+            raise ContractError("timestamp.earliest", "must be a date (YYYY-MM-DD)") from exc
+    if not isinstance(earliest, dt.date):
+        raise ContractError("timestamp.earliest", "must be a date (YYYY-MM-DD)")
+    max_future = _duration(doc.get("max_future", "1d"), "timestamp.max_future")
+    return TimestampSpec(
+        parts=parts,
+        timezone=tz,
+        earliest=dt.datetime(earliest.year, earliest.month, earliest.day),
+        max_future=max_future,
+    )
+
+
+_FIELD_KEYS = {
+    "name",
+    "type",
+    "source",
+    "constraints",
+    "missingValues",
+    "on_invalid",
+    "encoding",
+    "measurement",
+    "description",
+    "title",
+    "unit",
+}
+_CONSTRAINT_KEYS = {"required", "minimum", "maximum", "enum", "maxLength"}
+
+
+def _field(raw: Any, where: str, default_missing: frozenset[str]) -> Field:
+    doc = _mapping(raw, where)
+    _no_unknown_keys(doc, _FIELD_KEYS, where)
+    name = _identifier(_required(doc, "name", where), f"{where}.name")
+    ftype = doc.get("type", "string")
+    if ftype not in FIELD_TYPES:
+        raise ContractError(f"{where}.type", f"must be one of {', '.join(FIELD_TYPES)}")
+    constraints = _mapping(doc.get("constraints", {}), f"{where}.constraints")
+    _no_unknown_keys(constraints, _CONSTRAINT_KEYS, f"{where}.constraints")
+    required = constraints.get("required", False)
+    if not isinstance(required, bool):
+        raise ContractError(f"{where}.constraints.required", "must be true or false")
+    minimum = _number(constraints.get("minimum"), f"{where}.constraints.minimum")
+    maximum = _number(constraints.get("maximum"), f"{where}.constraints.maximum")
+    if (minimum is not None or maximum is not None) and ftype not in ("number", "integer"):
+        raise ContractError(f"{where}.constraints", "minimum/maximum apply to numbers only")
+    if minimum is not None and maximum is not None and minimum > maximum:
+        raise ContractError(f"{where}.constraints.minimum", "is greater than maximum")
+    enum = _enum(constraints.get("enum"), ftype, f"{where}.constraints.enum")
+    max_length = constraints.get("maxLength")
+    if max_length is not None:
+        max_length = _positive_int(max_length, f"{where}.constraints.maxLength")
+    on_invalid = doc.get("on_invalid", "null")
+    if on_invalid not in ("null", "reject"):
+        raise ContractError(f"{where}.on_invalid", "must be 'null' or 'reject'")
+    encoding = _encoding(doc.get("encoding"), ftype, enum, f"{where}.encoding")
+    measurement = doc.get("measurement", ftype in ("number", "integer"))
+    if not isinstance(measurement, bool):
+        raise ContractError(f"{where}.measurement", "must be true or false")
+    missing = default_missing
+    if "missingValues" in doc:
+        missing = _missing_values(doc["missingValues"], f"{where}.missingValues")
+    return Field(
+        name=name,
+        type=cast(FieldType, ftype),
+        sources=_sources(doc.get("source", name), f"{where}.source"),
+        required=required,
+        minimum=minimum,
+        maximum=maximum,
+        enum=enum,
+        max_length=max_length,
+        missing_values=missing,
+        on_invalid=cast(OnInvalid, on_invalid),
+        encoding=encoding,
+        measurement=measurement,
+        description=str(doc.get("description", doc.get("title", ""))),
+    )
+
+
+def _encoding(raw: Any, ftype: str, enum: tuple[str, ...] | None, where: str) -> Encoding | None:
+    if ftype != "category":
+        if raw is not None:
+            raise ContractError(where, "applies to category fields only")
+        return None
+    encoding = raw or ("onehot+code" if enum else "code")
+    if encoding not in ("code", "onehot+code"):
+        raise ContractError(where, "must be 'code' or 'onehot+code'")
+    if encoding == "onehot+code" and not enum:
+        raise ContractError(where, "onehot+code needs a closed vocabulary (enum)")
+    return cast(Encoding, encoding)
+
+
+def _enum(raw: Any, ftype: str, where: str) -> tuple[str, ...] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise ContractError(where, "must be a non-empty list")
+    if ftype not in ("category", "string"):
+        raise ContractError(where, "applies to category and string fields only")
+    values = [str(v).strip() for v in raw]
+    if ftype == "category":
+        values = [v.casefold() for v in values]
+    if len(set(values)) != len(values):
+        raise ContractError(where, "has duplicate values")
+    if ftype == "category" and len({_slug(v) for v in values}) != len(values):
+        raise ContractError(where, "values collide once turned into one-hot column names")
+    return tuple(values)
+
+
+def _mapping(raw: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(raw, Mapping):
+        raise ContractError(where, "must be a mapping")
+    return cast(Mapping[str, Any], raw)
+
+
+def _required(doc: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in doc or doc[key] is None:
+        raise ContractError(f"{where}.{key}" if where else key, "is required")
+    return doc[key]
+
+
+def _no_unknown_keys(doc: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in doc:
+        if key not in allowed:
+            path = f"{where}.{key}" if where else str(key)
+            raise ContractError(path, f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+
+def _identifier(raw: Any, where: str) -> str:
+    if not isinstance(raw, str) or not IDENTIFIER.match(raw):
+        raise ContractError(where, f"{raw!r} must match {IDENTIFIER.pattern}")
+    return raw
+
+
+def _sources(raw: Any, where: str) -> tuple[str, ...]:
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items:
+        raise ContractError(where, "must be a column name/path or a non-empty list of them")
+    if not all(isinstance(s, str) and s.strip() for s in items):
+        raise ContractError(where, "every source must be a non-empty string")
+    return tuple(s.strip() for s in items)
+
+
+def _missing_values(raw: Any, where: str) -> frozenset[str]:
+    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
+        raise ContractError(where, "must be a list of strings")
+    return frozenset(v.strip().casefold() for v in raw)
+
+
+def _number(raw: Any, where: str) -> float | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float):
+        raise ContractError(where, "must be a number")
+    return float(raw)
+
+
+def _positive_int(raw: Any, where: str) -> int:
+    if isinstance(raw, bool) or not isinstance(raw, int) or raw <= 0:
+        raise ContractError(where, "must be a positive integer")
+    return raw
+
+
+def _duration(raw: Any, where: str) -> dt.timedelta:
+    match = _DURATION.match(str(raw))
+    if not match:
+        raise ContractError(where, "must be a duration like 1d, 12h, 30m or 90s")
+    return dt.timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def contract_to_dict(contract: DataContract) -> dict[str, Any]:
+    """Render a contract back to its YAML document form (used by ``contract infer``).
+
+    Parameters
+    ----------
+    contract
+        The contract.
+
+    Returns
+    -------
+    dict
+        A mapping that `contract_from_dict` accepts and that round-trips.
+    """
+    dialect = contract.dialect
+    doc: dict[str, Any] = {"name": contract.name, "table": contract.table}
+    if contract.description:
+        doc["description"] = contract.description
+    doc["missingValues"] = sorted(contract.missing_values)
+    doc["dialect"] = {
+        "delimiter": dialect.delimiter or "auto",
+        "decimal": dialect.decimal,
+        "header": dialect.header,
+        "encoding": dialect.encoding,
+    }
+    if dialect.columns is not None:
+        doc["dialect"]["columns"] = list(dialect.columns)
+    doc["device_id"] = {
+        "source": _one_or_list(contract.device_id.sources),
+        "maxLength": contract.device_id.max_length,
+    }
+    ts = contract.timestamp
+    ts_doc: dict[str, Any] = {}
+    for part, sources in ts.parts.items():
+        ts_doc["source" if part == "value" else part] = _one_or_list(sources)
+    ts_doc["timezone"] = ts.timezone
+    ts_doc["earliest"] = ts.earliest.date().isoformat()
+    ts_doc["max_future"] = f"{int(ts.max_future.total_seconds())}s"
+    doc["timestamp"] = ts_doc
+    doc["fields"] = [_field_to_dict(f, contract.missing_values) for f in contract.fields]
+    return doc
+
+
+def _field_to_dict(f: Field, missing_values: frozenset[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": f.name, "type": f.type}
+    if f.description:
+        out["description"] = f.description
+    if f.missing_values != missing_values:
+        out["missingValues"] = sorted(f.missing_values)
+    if f.sources != (f.name,):
+        out["source"] = _one_or_list(f.sources)
+    constraints = _constraints_doc(f)
+    if constraints:
+        out["constraints"] = constraints
+    if f.encoding and f.encoding != ("onehot+code" if f.enum else "code"):
+        out["encoding"] = f.encoding
+    if f.on_invalid != "null":
+        out["on_invalid"] = f.on_invalid
+    if f.measurement != (f.type in ("number", "integer")):
+        out["measurement"] = f.measurement
+    return out
+
+
+def _constraints_doc(f: Field) -> dict[str, Any]:
+    constraints: dict[str, Any] = {}
+    if f.required:
+        constraints["required"] = True
+    if f.minimum is not None:
+        constraints["minimum"] = f.minimum
+    if f.maximum is not None:
+        constraints["maximum"] = f.maximum
+    if f.enum:
+        constraints["enum"] = list(f.enum)
+    if f.max_length is not None:
+        constraints["maxLength"] = f.max_length
+    return constraints
+
+
+def _one_or_list(sources: Sequence[str]) -> str | list[str]:
+    return sources[0] if len(sources) == 1 else list(sources)

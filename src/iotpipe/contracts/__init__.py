@@ -1,0 +1,1 @@
+"""Contracts shipped with iotpipe (package data)."""

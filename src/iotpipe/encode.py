@@ -1,0 +1,114 @@
+"""ML encoding of categorical columns: stable integer codes, plus one-hot for closed vocabularies.
+
+Codes come from an injected `CategoryDictionary` (a port: storage implements it with a table
+that is safe under concurrent writers; `InMemoryCategoryDictionary` serves dry runs and tests).
+A code, once given to a value, never changes. Closed vocabularies are registered in their
+contract order first, so on a fresh dictionary their codes are 1..n in that order.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
+
+import polars as pl
+
+from iotpipe.contract import DataContract
+
+
+class CategoryDictionary(Protocol):
+    """Where category codes live. Implementations must never change a code once given."""
+
+    def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
+        """Return the code of every value, giving new values the next free codes.
+
+        Parameters
+        ----------
+        dataset
+            The contract name.
+        column
+            The categorical field.
+        values
+            Distinct normalised values, in the order new ones should be numbered.
+
+        Returns
+        -------
+        Mapping[str, int]
+            A code (>= 1) for every value asked for.
+        """
+        ...
+
+
+class InMemoryCategoryDictionary:
+    """A process-local `CategoryDictionary` (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._codes: dict[tuple[str, str], dict[str, int]] = {}
+        self._lock = threading.Lock()
+
+    def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
+        """Return (and assign where new) the codes of ``values``."""
+        with self._lock:
+            table = self._codes.setdefault((dataset, column), {})
+            for value in values:
+                if value not in table:
+                    table[value] = len(table) + 1
+            return {value: table[value] for value in values}
+
+
+class Encoder:
+    """Add ``<field>_code`` and one-hot ``<field>_<value>`` columns to clean rows.
+
+    Parameters
+    ----------
+    contract
+        The contract whose categorical fields are encoded.
+    dictionary
+        Where codes come from.
+    """
+
+    def __init__(self, contract: DataContract, dictionary: CategoryDictionary) -> None:
+        self.contract = contract
+        self.dictionary = dictionary
+        self._known: dict[str, dict[str, int]] = {}
+        for f in contract.categories:
+            self._known[f.name] = dict(
+                dictionary.codes(contract.name, f.name, list(f.enum)) if f.enum else {}
+            )
+
+    def encode(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Return ``rows`` with the code and one-hot columns of every categorical field.
+
+        Parameters
+        ----------
+        rows
+            Clean rows (categorical values already case-folded and validated).
+
+        Returns
+        -------
+        pl.DataFrame
+            The rows with columns in `DataContract.output_columns` order.
+        """
+        encoded: list[pl.Expr] = []
+        for f in self.contract.categories:
+            known = self._known[f.name]
+            new = [v for v in _distinct(rows.get_column(f.name)) if v not in known]
+            if new:
+                known.update(self.dictionary.codes(self.contract.name, f.name, new))
+            column = pl.col(f.name)
+            encoded.append(
+                column.replace_strict(known, default=None, return_dtype=pl.Int32).alias(
+                    f"{f.name}_code"
+                )
+            )
+            encoded.extend(
+                (column == value).fill_null(False).cast(pl.Int8).alias(name)
+                for value, name in f.onehot_columns.items()
+            )
+        return rows.with_columns(encoded).select(self.contract.output_columns)
+
+
+def _distinct(column: pl.Series) -> Iterable[str]:
+    # First-appearance order, so codes follow the order values show up in the data.
+    return [v for v in column.drop_nulls().unique(maintain_order=True).to_list() if v is not None]

@@ -1,0 +1,46 @@
+"""Typed errors: every failure iotpipe raises on purpose is an ``IotpipeError``.
+
+Drivers (handlers, CLI) map these to exit codes or HTTP statuses by type, never by message.
+"""
+
+from __future__ import annotations
+
+
+class IotpipeError(Exception):
+    """Base class of every error iotpipe raises on purpose."""
+
+
+class ContractError(IotpipeError):
+    """A data contract is invalid; the message names the offending key."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+
+
+class SourceFormatError(IotpipeError):
+    """A source file cannot be read as a whole (not one bad row: the file)."""
+
+
+class MissingColumnError(SourceFormatError):
+    """A column the contract requires is absent from the source."""
+
+    def __init__(self, missing: list[str], available: list[str]) -> None:
+        shown = ", ".join(available[:30]) or "(none)"
+        super().__init__(
+            f"required column(s) missing: {', '.join(missing)}; the source has: {shown}"
+        )
+        self.missing = missing
+        self.available = available
+
+
+class StorageError(IotpipeError):
+    """A storage operation failed."""
+
+
+class InvalidQueryError(IotpipeError):
+    """A retrieval query is invalid; ``parameter`` names the culprit."""
+
+    def __init__(self, parameter: str, message: str) -> None:
+        super().__init__(f"{parameter}: {message}")
+        self.parameter = parameter

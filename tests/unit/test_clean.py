@@ -1,0 +1,245 @@
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from iotpipe.clean import timestamp_expr
+from tests.unit.helpers import NOW, clean_bytes, contract
+
+UTC_2024 = dt.datetime(2024, 3, 5, 6, 7, 8)
+
+
+def parse(values: list[str | None], tz: str = "UTC") -> list[dt.datetime | None]:
+    frame = pl.DataFrame({"s": pl.Series(values, dtype=pl.String)})
+    return frame.select(timestamp_expr(pl.col("s"), tz)).to_series().to_list()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2024-03-05T06:07:08Z", UTC_2024),
+        ("2024-03-05T06:07:08z", UTC_2024),
+        ("2024-03-05 06:07:08", UTC_2024),
+        ("2024-03-05T06:07:08.250Z", UTC_2024.replace(microsecond=250000)),
+        ("2024-03-05T06:07:08,5Z", UTC_2024.replace(microsecond=500000)),
+        ("2024-03-05T06:07:08.123456789Z", UTC_2024.replace(microsecond=123456)),
+        ("2024-03-05T08:07:08+02:00", UTC_2024),
+        ("2024-03-05T08:07:08+0200", UTC_2024),
+        ("2024-03-05T01:07:08-05", UTC_2024),
+        ("2024-03-05 11:37:08 +05:30", UTC_2024),
+        ("2024/03/05 06:07:08", UTC_2024),
+        ("2024/3/5 6:07:08", UTC_2024),
+        ("2024-03-05T06:07", UTC_2024.replace(second=0)),
+        ("2024-03-05", dt.datetime(2024, 3, 5)),
+        ("1709618828", UTC_2024),
+        ("1709618828000", UTC_2024),
+        ("1709618828.5", UTC_2024.replace(microsecond=500000)),
+        ("1709618828250", UTC_2024.replace(microsecond=250000)),
+        ("2024-02-30 00:00:00", None),
+        ("2024-13-01", None),
+        ("2024-01-01 24:00:00", None),
+        ("yesterday", None),
+        ("12/31/2024", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_timestamp_formats(text: str | None, expected: dt.datetime | None) -> None:
+    assert parse([text]) == [expected]
+
+
+def test_naive_times_take_the_contract_zone() -> None:
+    assert parse(["2024-01-01 08:00:00"], "Asia/Shanghai") == [dt.datetime(2024, 1, 1, 0, 0)]
+    # An explicit offset wins over the zone.
+    assert parse(["2024-01-01T08:00:00Z"], "Asia/Shanghai") == [dt.datetime(2024, 1, 1, 8, 0)]
+    # Europe/London: the spring-forward gap does not exist; the autumn hour is ambiguous.
+    assert parse(["2024-03-31 01:30:00"], "Europe/London") == [None]
+    assert parse(["2024-10-27 01:30:00"], "Europe/London") == [dt.datetime(2024, 10, 27, 0, 30)]
+    assert parse(["2024-07-01 12:00:00"], "Europe/London") == [dt.datetime(2024, 7, 1, 11, 0)]
+
+
+HEADER = b"id,time,v,kind\n"
+
+
+def test_each_reject_reason_in_priority_order() -> None:
+    c = contract(
+        fields=[
+            {"name": "v", "type": "number", "constraints": {"minimum": 0, "maximum": 100}},
+            {"name": "kind", "type": "category", "constraints": {"enum": ["a", "b"]}},
+            {
+                "name": "serial",
+                "type": "string",
+                "constraints": {"required": True},
+                "measurement": False,
+            },
+            {
+                "name": "mode",
+                "type": "category",
+                "constraints": {"enum": ["x"]},
+                "on_invalid": "reject",
+            },
+        ]
+    )
+    long_id = "x" * 129
+    rows = [
+        ",2024-01-01,1,a,s,x",  # 2 missing_device_id
+        f"{long_id},2024-01-01,1,a,s,x",  # 3 invalid_device_id
+        "d,NA,1,a,s,x",  # 4 missing_timestamp
+        "d,soon,1,a,s,x",  # 5 invalid_timestamp
+        "d,1999-12-31T23:59:59Z,1,a,s,x",  # 6 timestamp_out_of_range
+        "d,2025-06-02T12:00:01Z,1,a,s,x",  # 7 more than now + 1 day
+        "d,2024-01-01,1,a,,x",  # 8 missing_value (required serial)
+        "d,2024-01-02,1,a,s,y",  # 9 invalid_value (mode rejects)
+        "d,2024-01-03,NA,a,s,x",  # 10 no_measurements
+        "d,2024-01-04,abc,a,s,x",  # 11 no_measurements (its one value was invalid)
+        "d,2024-01-05,1,a,s",  # 12 malformed_row
+        "d,2025-06-02T12:00:00Z,1,a,s,x",  # 13 ok: exactly now + 1 day
+        "d,2000-01-01T00:00:00Z,1,a,s,x",  # 14 ok: the earliest instant
+    ]
+    data = b"id,time,v,kind,serial,mode\n" + "\n".join(rows).encode() + b"\n"
+    clean, rejected, counters = clean_bytes(data, c)
+    assert [(r.line, r.reason) for r in rejected] == [
+        (2, "missing_device_id"),
+        (3, "invalid_device_id"),
+        (4, "missing_timestamp"),
+        (5, "invalid_timestamp"),
+        (6, "timestamp_out_of_range"),
+        (7, "timestamp_out_of_range"),
+        (8, "missing_value"),
+        (9, "invalid_value"),
+        (10, "no_measurements"),
+        (11, "no_measurements"),
+        (12, "malformed_row"),
+    ]
+    assert rejected[3].detail == "unparseable timestamp soon"
+    assert rejected[7].detail == "mode: invalid value y"
+    assert rejected[6].record == "d,2024-01-01,1,a,,x"
+    assert clean.height == 2
+    assert counters.rows_read == 13
+    assert counters.rows_valid == 2 and counters.rows_rejected == 11
+
+
+def test_trim_markers_casefold_and_nulling() -> None:
+    data = HEADER + (
+        b" d1 , 2024-01-01T00:00:00Z , 12.5 , A \n"
+        b"d1,2024-01-01T00:01:00Z,N/A,b\n"
+        b"d1,2024-01-01T00:02:00Z,101,NULL\n"  # out of range -> null; NULL is a marker
+        b"d1,2024-01-01T00:03:00Z,5,zebra\n"  # unknown closed-vocabulary value -> null
+        b"d1,2024-01-01T00:04:00Z,1e1,?\n"
+    )
+    rows, rejected, counters = clean_bytes(data, contract())
+    assert rejected[0].reason == "no_measurements" and rejected[0].line == 3
+    assert rejected[1].reason == "no_measurements" and rejected[1].line == 4
+    assert rows.select("device_id", "v", "kind").rows() == [
+        ("d1", 12.5, "a"),
+        ("d1", 5.0, None),
+        ("d1", 10.0, None),
+    ]
+    assert dict(counters.nulled) == {"kind": 1}  # line 4's invalid v was in a rejected row
+    assert rows.schema["ts"] == pl.Datetime("us")
+
+
+def test_nulled_counts_only_rows_that_stay() -> None:
+    data = HEADER + b"d1,2024-01-01,200,a\nd1,2024-01-02,7,zebra\nd1,2024-01-03,8,a\n"
+    _, rejected, counters = clean_bytes(data, contract())
+    assert [r.reason for r in rejected] == ["no_measurements"]  # 200 nulled -> nothing left
+    assert dict(counters.nulled) == {"kind": 1}
+
+
+def test_duplicates_and_conflicts_last_row_wins_across_batches() -> None:
+    lines = [
+        "d1,2024-01-01T00:00:00Z,1,a",  # 2 first
+        "d1,2024-01-01T00:00:00+00:00,1.0,A",  # 3 exact duplicate once cleaned
+        "d2,2024-01-01T00:00:00Z,5,a",  # 4 first
+        "d1,1704067200,2,a",  # 5 conflict with line 2 (same key, other value)
+        "d1,1704067200000,1,a",  # 6 conflict again (back to the first values): last wins
+        "d2, 2024-01-01 00:00:00 ,5,a",  # 7 duplicate of line 4
+        "d3,2024-01-01T00:00:00Z,9,b",  # 8 first
+    ]
+    data = HEADER + "\n".join(lines).encode() + b"\n"
+    for batch_rows in (1, 2, 3, 100):
+        rows, rejected, counters = clean_bytes(data, contract(), batch_rows=batch_rows)
+        assert not rejected
+        assert counters.rows_valid == 3, batch_rows
+        assert counters.rows_duplicate == 2, batch_rows
+        assert counters.rows_conflict == 2, batch_rows
+        got = sorted(rows.select("device_id", "v").rows())
+        assert got == [("d1", 1.0), ("d2", 5.0), ("d3", 9.0)], batch_rows
+
+
+def test_rows_within_a_batch_are_unique_per_key_in_file_order() -> None:
+    data = HEADER + b"d1,2024-01-01,1,a\nd2,2024-01-01,2,a\nd1,2024-01-01,3,a\n"
+    rows, _, _ = clean_bytes(data, contract())
+    assert rows.select("device_id", "v").rows() == [("d2", 2.0), ("d1", 3.0)]
+
+
+def test_types_integer_boolean_datetime_decimal_comma() -> None:
+    c = contract(
+        dialect={"delimiter": ";", "decimal": ","},
+        fields=[
+            {"name": "v", "type": "number"},
+            {"name": "n", "type": "integer", "constraints": {"minimum": 0}},
+            {"name": "on", "type": "boolean"},
+            {"name": "seen", "type": "datetime"},
+        ],
+    )
+    data = (
+        b"id;time;v;n;on;seen\n"
+        b"d;2024-01-01;1,5;3;Yes;2024-01-01T10:00:00+01:00\n"
+        b"d;2024-01-02;-0,25;3.0;off;\n"
+        b"d;2024-01-03;2;3.5;maybe;never\n"
+        b"d;2024-01-04;inf;7;1;2024-01-01\n"
+        b"d;2024-01-05;inf;-1;1;\n"  # both measurements invalid: nothing left
+    )
+    rows, rejected, counters = clean_bytes(data, c)
+    assert [(r.line, r.reason) for r in rejected] == [(6, "no_measurements")]
+    assert rows.select("v", "n", "on", "seen").rows() == [
+        (1.5, 3, True, dt.datetime(2024, 1, 1, 9)),
+        (-0.25, 3, False, None),
+        (2.0, None, None, None),
+        (None, 7, True, dt.datetime(2024, 1, 1)),
+    ]
+    assert dict(counters.nulled) == {"v": 1, "n": 1, "on": 1, "seen": 1}
+    assert rows.schema["n"] == pl.Int64
+
+
+def test_composite_timestamps() -> None:
+    c = contract(
+        timestamp={
+            "year": "year",
+            "month": "month",
+            "day": "day",
+            "hour": "hour",
+            "timezone": "Asia/Shanghai",
+        }
+    )
+    data = (
+        b"id,year,month,day,hour,v,kind\n"
+        b"s,2013,3,1,0,1,a\n"
+        b"s,2013,3,1,x,1,a\n"
+        b"s,NA,NA,NA,NA,1,a\n"
+        b"s,2013,2,30,0,1,a\n"
+    )
+    rows, rejected, _ = clean_bytes(data, c)
+    assert rows.get_column("ts").to_list() == [dt.datetime(2013, 2, 28, 16, 0)]
+    assert [(r.line, r.reason) for r in rejected] == [
+        (3, "invalid_timestamp"),
+        (4, "missing_timestamp"),
+        (5, "invalid_timestamp"),
+    ]
+    d = contract(timestamp={"date": "Date", "time": "Time"})
+    rows, rejected, _ = clean_bytes(
+        b"id,date,time,v\nx,2024/01/02,03:04:05,1\nx,2024-01-02,,1\n", d
+    )
+    assert rows.get_column("ts").to_list() == [dt.datetime(2024, 1, 2, 3, 4, 5)]
+    assert [r.reason for r in rejected] == ["invalid_timestamp"]
+
+
+def test_now_bound_uses_the_injected_clock() -> None:
+    data = HEADER + b"d,2025-06-02T11:59:59Z,1,a\n"
+    _, rejected, _ = clean_bytes(data, contract(), now=NOW)
+    assert not rejected
+    _, rejected, _ = clean_bytes(data, contract(), now=NOW - dt.timedelta(hours=1))
+    assert [r.reason for r in rejected] == ["timestamp_out_of_range"]
