@@ -46,7 +46,10 @@ ISO_PATTERN = (
     r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
-EPOCH_MS_THRESHOLD = 1e11  # above this an epoch number is milliseconds (1e11 s is year 5138)
+EPOCH_MS_THRESHOLD = 1e11
+MAX_LEVEL_KEYS = (
+    1 << 22
+)  # 64 MB per index level  # above this an epoch number is milliseconds (1e11 s is year 5138)
 MAX_EXACT_INT = 2**53
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
@@ -180,7 +183,8 @@ class _KeyIndex:
 
     Levels of sorted (key hash, row hash) frames, merged when neighbours reach similar sizes
     (a log-structured merge), so a lookup is a binary search per level and the file's index
-    costs O(n log n) to maintain.
+    costs O(n log n) to maintain. Levels stop growing at `MAX_LEVEL_KEYS`, which bounds the
+    memory a merge needs on top of the index itself.
     """
 
     def __init__(self) -> None:
@@ -203,11 +207,18 @@ class _KeyIndex:
     def update(self, keys: pl.Series, hashes: pl.Series) -> None:
         if keys.len() == 0:
             return
-        self._levels.append(_sorted_unique(pl.DataFrame({"k": keys, "h": hashes})))
-        while len(self._levels) > 1 and self._levels[-2].height <= 2 * self._levels[-1].height:
-            newer = self._levels.pop()
-            older = self._levels.pop()
-            self._levels.append(_sorted_unique(pl.concat([older, newer])))
+        levels = self._levels
+        levels.append(_sorted_unique(pl.DataFrame({"k": keys, "h": hashes})))
+        while (
+            len(levels) > 1
+            and levels[-2].height <= 2 * levels[-1].height
+            and levels[-2].height + levels[-1].height <= MAX_LEVEL_KEYS
+        ):
+            newer = levels.pop()
+            older = levels.pop()
+            # The newer level wins: drop its keys from the older one, then merge two sorted runs.
+            older = older.filter(~pl.col("k").is_in(newer.get_column("k").implode()))
+            levels.append(older.merge_sorted(newer, key="k"))
 
     @property
     def nbytes(self) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from iotpipe.errors import IotpipeError
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+PROGRESS_INTERVAL = 0.2  # seconds between progress-line updates
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -55,6 +57,31 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--rejects", type=Path, default=None, help="write rejected rows to this CSV")
     p.set_defaults(run=_validate)
+
+    p = sub.add_parser("ingest", help="clean, encode and load a file into the database")
+    p.add_argument("source", help="a local file (CSV, NDJSON or Parquet; gzip or not)")
+    p.add_argument("--contract", default=None, help="contract YAML path or shipped name")
+    p.add_argument("--database-url", default=None, help="mysql://... or sqlite:///... URL")
+    p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
+    p.add_argument("--rejects", type=Path, default=None, help="write rejected rows to this CSV")
+    p.set_defaults(run=_ingest)
+
+    p = sub.add_parser("query", help="print one device's rows and stats (the retrieval body)")
+    p.add_argument("--device-id", required=True)
+    p.add_argument("--start", required=True, help="ISO 8601 or epoch seconds/ms (inclusive)")
+    p.add_argument("--end", required=True, help="ISO 8601 or epoch seconds/ms (inclusive)")
+    p.add_argument("--dataset", default=None, help="dataset (contract) name")
+    p.add_argument("--limit", default=None, help="rows per page, 1..10000 (default 1000)")
+    p.add_argument("--cursor", default=None, help="next_cursor of the previous page")
+    p.add_argument("--database-url", default=None)
+    p.set_defaults(run=_query)
+
+    p = sub.add_parser("db", help="database administration")
+    db_sub = p.add_subparsers(required=True, metavar="ACTION")
+    q = db_sub.add_parser("init", help="create (or migrate) the tables of a contract")
+    q.add_argument("--contract", default=None)
+    q.add_argument("--database-url", default=None)
+    q.set_defaults(run=_db_init)
 
     p = sub.add_parser("sample", help="generate messy Acme usage data with a known truth")
     p.add_argument("--rows", type=int, default=10_000)
@@ -100,6 +127,119 @@ def _validate(args: argparse.Namespace) -> int:
     else:
         print(format_report(body))
     return EXIT_OK if report.status != "failed" else EXIT_FAILED
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from iotpipe.bootstrap import build_store, database_url
+    from iotpipe.config import resolve_contract
+    from iotpipe.ingest import ingest_object
+    from iotpipe.rejects import RejectsCsvWriter
+    from iotpipe.sources import local_object
+
+    contract = resolve_contract(args.contract)
+    path = Path(args.source)
+    if args.source.startswith("s3://"):
+        raise IotpipeError("s3:// sources are not supported by this version; give a local path")
+    if not path.is_file():
+        raise IotpipeError(f"no such file: {path}")
+    store = build_store(database_url(args.database_url))
+    ref = local_object(path)
+    progress = None if args.json or not sys.stderr.isatty() else _ProgressLine()
+    try:
+        if args.rejects is not None:
+            with RejectsCsvWriter.open(args.rejects) as rejects:
+                report = ingest_object(
+                    lambda: path.open("rb"),
+                    ref,
+                    contract,
+                    store,
+                    rejects=rejects,
+                    progress=progress,
+                )
+        else:
+            report = ingest_object(lambda: path.open("rb"), ref, contract, store, progress=progress)
+    finally:
+        store.close()
+        if progress is not None:
+            progress.done()
+    body = report.to_dict()
+    print(json.dumps(body) if args.json else format_report(body))
+    return EXIT_OK if report.status != "failed" else EXIT_FAILED
+
+
+class _ProgressLine:
+    """A one-line progress display on stderr (only on a terminal)."""
+
+    def __init__(self) -> None:
+        self._started = time.monotonic()
+        self._shown = 0.0
+
+    def __call__(self, report: Any) -> None:
+        now = time.monotonic()
+        if now - self._shown < PROGRESS_INTERVAL:
+            return
+        self._shown = now
+        c = report.counters
+        rate = c.rows_read / max(now - self._started, 1e-9)
+        sys.stderr.write(
+            f"\r  read {c.rows_read:,}  valid {c.rows_valid:,}  rejected {c.rows_rejected:,}"
+            f"  ({rate:,.0f} rows/s)   "
+        )
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+
+
+def _query(args: argparse.Namespace) -> int:
+    from iotpipe.bootstrap import build_store, database_url
+    from iotpipe.config import Settings
+    from iotpipe.retrieve import CursorCodec, parse_query, retrieve
+
+    settings = Settings.from_env()
+    store = build_store(database_url(args.database_url, settings))
+    cursors = CursorCodec(settings.cursor_secret)
+    params = {
+        "device_id": args.device_id,
+        "start": args.start,
+        "end": args.end,
+        "limit": args.limit,
+        "cursor": args.cursor,
+        "dataset": args.dataset,
+    }
+    try:
+        query, contract = parse_query(
+            params, default_dataset=_dataset_name(settings), store=store, cursors=cursors
+        )
+        body = retrieve(query, contract, store, cursors)
+    finally:
+        store.close()
+    print(json.dumps(body))
+    return EXIT_OK
+
+
+def _dataset_name(settings: Any) -> str:
+    from iotpipe.contract import load_contract
+
+    ref = settings.contract
+    if Path(ref).suffix in (".yaml", ".yml"):
+        return load_contract(ref).name
+    return str(ref)
+
+
+def _db_init(args: argparse.Namespace) -> int:
+    from iotpipe.bootstrap import build_store, database_url, redact
+    from iotpipe.config import resolve_contract
+
+    contract = resolve_contract(args.contract)
+    url = database_url(args.database_url)
+    store = build_store(url)
+    try:
+        store.ensure_schema(contract)
+    finally:
+        store.close()
+    print(f"ok: table {contract.table} for {contract.name} in {redact(url)}")
+    return EXIT_OK
 
 
 def format_report(body: dict[str, Any]) -> str:

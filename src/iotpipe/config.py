@@ -13,8 +13,11 @@ ENV_DATABASE_URL = "IOTPIPE_DATABASE_URL"
 ENV_DB_SECRET_ARN = "IOTPIPE_DB_SECRET_ARN"
 ENV_CONTRACT = "IOTPIPE_CONTRACT"
 ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
+ENV_CURSOR_SECRET = "IOTPIPE_CURSOR_SECRET"
+# Only for local use: deployments set IOTPIPE_CURSOR_SECRET (the template generates one).
+DEV_CURSOR_SECRET = "iotpipe-local-cursor-secret"
 DEFAULT_CONTRACT = "acme_usage"
-DEFAULT_SQLITE_PATH = Path("iotpipe.db")
+DEFAULT_SQLITE_PATH = Path("iotpipe.db")  # in the working directory
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Settings:
     db_secret_arn: str | None = None
     contract: str = DEFAULT_CONTRACT
     aws_endpoint_url: str | None = None
+    cursor_secret: str = DEV_CURSOR_SECRET
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -46,6 +50,7 @@ class Settings:
             db_secret_arn=env.get(ENV_DB_SECRET_ARN) or None,
             contract=env.get(ENV_CONTRACT) or DEFAULT_CONTRACT,
             aws_endpoint_url=env.get(ENV_AWS_ENDPOINT_URL) or None,
+            cursor_secret=env.get(ENV_CURSOR_SECRET) or DEV_CURSOR_SECRET,
         )
 
 

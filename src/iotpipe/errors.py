@@ -38,6 +38,14 @@ class StorageError(IotpipeError):
     """A storage operation failed."""
 
 
+class TransientStorageError(StorageError):
+    """The database was unreachable or the connection dropped; retrying may succeed."""
+
+
+class ObjectBusyError(IotpipeError):
+    """Another worker holds a live claim on this object version; try again later."""
+
+
 class InvalidQueryError(IotpipeError):
     """A retrieval query is invalid; ``parameter`` names the culprit."""
 

@@ -6,11 +6,23 @@ import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Protocol
 
 from iotpipe.readers import RejectedRow
 
 REJECTS_HEADER = ("line", "reason", "detail", "record")
+
+
+class RejectSink(Protocol):
+    """Where a load's rejected rows go. ``begin`` starts (or restarts) an attempt."""
+
+    def begin(self) -> None:
+        """Forget anything written by an earlier attempt."""
+        ...
+
+    def write(self, rows: list[RejectedRow]) -> None:
+        """Add a batch of rejected rows."""
+        ...
 
 
 class RejectsCsvWriter:
@@ -23,7 +35,16 @@ class RejectsCsvWriter:
     """
 
     def __init__(self, out: IO[str]) -> None:
+        self._out = out
         self._writer = csv.writer(out, lineterminator="\n")
+        self.rows = 0
+        self.begin()
+
+    def begin(self) -> None:
+        """Start over (a retried load): empty the stream when it can be, then the header."""
+        if self._out.seekable():
+            self._out.seek(0)
+            self._out.truncate()
         self._writer.writerow(REJECTS_HEADER)
         self.rows = 0
 

@@ -359,7 +359,13 @@ def generate(
 
 
 def write_sample(
-    path: Path, rows: int, devices: int = 50, seed: int = 0, compress: bool | None = None
+    path: Path,
+    rows: int,
+    devices: int = 50,
+    seed: int = 0,
+    *,
+    compress: bool | None = None,
+    keep_rows: bool = False,
 ) -> SampleTruth:
     """Write a sample file (gzip when ``compress`` or the name ends in ``.gz``).
 
@@ -371,6 +377,8 @@ def write_sample(
         See `generate`.
     compress
         Force gzip on or off; by default it follows the file name.
+    keep_rows
+        See `generate`.
 
     Returns
     -------
@@ -384,4 +392,4 @@ def write_sample(
             IO[bytes], gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=5) if compress else raw
         )
         with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
-            return generate(text, rows, devices, seed)
+            return generate(text, rows, devices, seed, keep_rows)

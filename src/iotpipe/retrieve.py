@@ -1,0 +1,286 @@
+"""Retrieval service: a validated (device, range) query -> the response body.
+
+Lean on purpose: stdlib and the store only, never the ingest engine (Polars), so the
+retrieval Lambda starts fast. The body is exactly ARCHITECTURE.md's:
+``{device_id, start, end, count, rows, stats, next_cursor}``; ``count`` and ``stats`` cover the
+whole range, ``rows`` is one page ordered by timestamp, and the opaque cursor continues it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from iotpipe.contract import TS, DataContract
+from iotpipe.errors import InvalidQueryError
+from iotpipe.storage.base import Store
+
+MAX_DEVICE_ID = 128
+DEFAULT_LIMIT = 1000
+MAX_LIMIT = 10_000
+# Lambda's synchronous response limit is 6 MB; the page stops well before it.
+MAX_ROWS_BYTES = 5_000_000
+ROW_KEY_TIME = "timestamp"
+EPOCH = dt.datetime(1970, 1, 1)
+_EPOCH_TEXT = re.compile(r"^[+-]?\d+(\.\d+)?$")
+_SLASHED = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
+EPOCH_MS_THRESHOLD = 1e11
+
+
+@dataclass(frozen=True)
+class ReadingsQuery:
+    """A validated retrieval query (times are naive UTC, both ends inclusive)."""
+
+    device_id: str
+    start: dt.datetime
+    end: dt.datetime
+    limit: int
+    dataset: str
+    after: dt.datetime | None = None
+
+
+def parse_instant(value: Any, parameter: str) -> dt.datetime:
+    """Parse ISO 8601 (with or without offset; naive is UTC) or epoch seconds/milliseconds.
+
+    Parameters
+    ----------
+    value
+        The text or number given.
+    parameter
+        The parameter name, for the error.
+
+    Returns
+    -------
+    datetime
+        Naive UTC.
+
+    Raises
+    ------
+    InvalidQueryError
+        When the value is missing or unparseable.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidQueryError(parameter, "is required")
+    if isinstance(value, bool):
+        raise InvalidQueryError(parameter, "must be an ISO 8601 time or epoch seconds/ms")
+    text = str(value).strip()
+    try:
+        if isinstance(value, int | float) or _EPOCH_TEXT.match(text):
+            number = float(text)
+            if not math.isfinite(number):
+                raise ValueError(text)
+            seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
+            return EPOCH + dt.timedelta(seconds=seconds)
+        if _SLASHED.match(text):
+            text = text.replace("/", "-", 2)
+        parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
+    except (ValueError, OverflowError) as exc:
+        raise InvalidQueryError(
+            parameter, f"{text[:64]!r} is not an ISO 8601 time or epoch seconds/ms"
+        ) from exc
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def iso_z(value: dt.datetime) -> str:
+    """Format a naive UTC time as ISO 8601 with ``Z`` (fractions only when present)."""
+    if not value.microsecond:
+        spec = "seconds"
+    elif value.microsecond % 1000 == 0:
+        spec = "milliseconds"
+    else:
+        spec = "microseconds"
+    return value.isoformat(timespec=spec) + "Z"
+
+
+class CursorCodec:
+    """Opaque, tamper-evident keyset cursors bound to one query.
+
+    A cursor carries the last timestamp of a page and a fingerprint of the query; an HMAC
+    (keyed by ``IOTPIPE_CURSOR_SECRET``) makes any edit, or use with another query, fail.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._key = hashlib.sha256(secret.encode()).digest()
+
+    def encode(self, query: ReadingsQuery, after: dt.datetime) -> str:
+        """Make the cursor that continues ``query`` after ``after``."""
+        body = json.dumps({"a": after.isoformat(), "q": _fingerprint(query)}).encode()
+        mac = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        return f"{_b64(body)}.{_b64(mac)}"
+
+    def decode(self, cursor: str, query: ReadingsQuery) -> dt.datetime:
+        """Return the position a cursor stands for, after checking it belongs to ``query``.
+
+        Raises
+        ------
+        InvalidQueryError
+            For a malformed, tampered or foreign cursor.
+        """
+        try:
+            body_text, mac_text = cursor.split(".", 1)
+            body, mac = _unb64(body_text), _unb64(mac_text)
+        except (ValueError, binascii.Error) as exc:
+            raise InvalidQueryError("cursor", "is malformed") from exc
+        expected = hmac.new(self._key, body, hashlib.sha256).digest()[:16]
+        if not hmac.compare_digest(mac, expected):
+            raise InvalidQueryError("cursor", "is not valid (tampered with, or from elsewhere)")
+        payload = json.loads(body)
+        if payload.get("q") != _fingerprint(query):
+            raise InvalidQueryError("cursor", "belongs to another query")
+        return dt.datetime.fromisoformat(payload["a"])
+
+
+def _fingerprint(query: ReadingsQuery) -> str:
+    text = "\n".join(
+        [query.dataset, query.device_id, query.start.isoformat(), query.end.isoformat()]
+    )
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def parse_query(
+    params: Mapping[str, Any], *, default_dataset: str, store: Store, cursors: CursorCodec
+) -> tuple[ReadingsQuery, DataContract]:
+    """Validate raw parameters into a query and the dataset's contract.
+
+    Parameters
+    ----------
+    params
+        ``device_id``, ``start``, ``end`` and optional ``limit``, ``cursor``, ``dataset``.
+    default_dataset
+        The dataset when none is named.
+    store
+        Where registered datasets are looked up.
+    cursors
+        Verifies the cursor.
+
+    Returns
+    -------
+    tuple
+        The query and its dataset's contract.
+
+    Raises
+    ------
+    InvalidQueryError
+        Naming the first bad parameter.
+    """
+    device_id = params.get("device_id")
+    if not isinstance(device_id, str) or not device_id.strip():
+        raise InvalidQueryError("device_id", "is required")
+    if len(device_id) > MAX_DEVICE_ID:
+        raise InvalidQueryError("device_id", f"is longer than {MAX_DEVICE_ID} characters")
+    start = parse_instant(params.get("start"), "start")
+    end = parse_instant(params.get("end"), "end")
+    if start > end:
+        raise InvalidQueryError("start", "is after end")
+    limit = _limit(params.get("limit"))
+    dataset = params.get("dataset") or default_dataset
+    if not isinstance(dataset, str):
+        raise InvalidQueryError("dataset", "must be a string")
+    contract = store.dataset(dataset)
+    if contract is None:
+        raise InvalidQueryError("dataset", f"unknown dataset {dataset!r}")
+    query = ReadingsQuery(device_id, start, end, limit, dataset)
+    cursor = params.get("cursor")
+    if cursor not in (None, ""):
+        if not isinstance(cursor, str):
+            raise InvalidQueryError("cursor", "must be a string")
+        after = cursors.decode(cursor, query)
+        query = ReadingsQuery(device_id, start, end, limit, dataset, after)
+    return query, contract
+
+
+def _limit(raw: Any) -> int:
+    if raw in (None, ""):
+        return DEFAULT_LIMIT
+    try:
+        limit = int(str(raw).strip())
+    except ValueError as exc:
+        raise InvalidQueryError("limit", f"must be an integer 1..{MAX_LIMIT}") from exc
+    if not 1 <= limit <= MAX_LIMIT or isinstance(raw, bool | float):
+        raise InvalidQueryError("limit", f"must be an integer 1..{MAX_LIMIT}")
+    return limit
+
+
+def retrieve(
+    query: ReadingsQuery, contract: DataContract, store: Store, cursors: CursorCodec
+) -> dict[str, Any]:
+    """Run a validated query and build the response body.
+
+    Parameters
+    ----------
+    query
+        The validated query.
+    contract
+        Its dataset's contract.
+    store
+        The store.
+    cursors
+        Makes the next cursor.
+
+    Returns
+    -------
+    dict
+        The JSON-ready body; rows carry ``timestamp`` (ISO 8601 Z) and each field.
+    """
+    count, stats = store.count_and_stats(contract, query.device_id, query.start, query.end)
+    raw_rows = store.page(
+        contract,
+        query.device_id,
+        start=query.start,
+        end=query.end,
+        after=query.after,
+        limit=query.limit + 1,
+    )
+    rows: list[dict[str, Any]] = []
+    size = 0
+    last: dt.datetime | None = None
+    for raw in raw_rows[: query.limit]:
+        row = _json_row(raw)
+        size += len(json.dumps(row))
+        if rows and size > MAX_ROWS_BYTES:
+            break  # cut by bytes: the cursor continues from the last row sent
+        rows.append(row)
+        last = raw[TS]
+    more = len(rows) < len(raw_rows)
+    return {
+        "device_id": query.device_id,
+        "start": iso_z(query.start),
+        "end": iso_z(query.end),
+        "count": count,
+        "rows": rows,
+        "stats": {name: s.to_dict() for name, s in stats.items()},
+        "next_cursor": cursors.encode(query, last) if more and last is not None else None,
+    }
+
+
+def _json_row(raw: Mapping[str, Any]) -> dict[str, Any]:
+    row: dict[str, Any] = {ROW_KEY_TIME: iso_z(raw[TS])}
+    for name, value in raw.items():
+        if name == TS:
+            continue
+        if isinstance(value, dt.datetime):
+            row[name] = iso_z(value)
+        elif isinstance(value, float) and not math.isfinite(value):
+            row[name] = None
+        else:
+            row[name] = value
+    return row

@@ -1,0 +1,1 @@
+"""Storage adapters: the `Store` port (base), MySQL/MariaDB and SQLite."""

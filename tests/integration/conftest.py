@@ -1,0 +1,117 @@
+"""Real servers for integration tests: MariaDB on 127.0.0.1:3306 (a fresh database per test).
+
+Outside CI a missing server skips these tests; in CI (CI=true) a skip fails the run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+
+from iotpipe.contract import DataContract
+from iotpipe.storage.sqlite import sqlite_path
+
+_counter = iter(range(1_000_000))
+
+
+def mariadb(database: str = "test", autocommit: bool = True) -> Any:
+    """Open a plain PyMySQL connection to the local MariaDB (127.0.0.1 only)."""
+    return pymysql.connect(
+        host="127.0.0.1",
+        port=3306,
+        user="root",
+        password="",
+        database=database,
+        connect_timeout=3,
+        autocommit=autocommit,
+    )
+
+
+def _admin() -> Any:
+    try:
+        return mariadb()
+    except pymysql.err.OperationalError as exc:
+        pytest.skip(f"MariaDB is not reachable on 127.0.0.1:3306: {exc}")
+
+
+@pytest.fixture
+def mariadb_url() -> Iterator[str]:
+    """A fresh, empty MariaDB database for one test; dropped afterwards."""
+    admin = _admin()
+    name = f"iotpipe_it_{os.getpid()}_{next(_counter)}"
+    with admin.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    try:
+        yield f"mysql://root@127.0.0.1:3306/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "mariadb"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each store-contract test runs against SQLite and against the real MariaDB."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/iotpipe.db"
+    url: str = request.getfixturevalue("mariadb_url")
+    return url
+
+
+def table_rows(
+    url: str, contract: DataContract, columns: list[str] | None = None
+) -> list[tuple[Any, ...]]:
+    """Read a dataset table with plain SQL (independently of the store's own queries)."""
+    columns = columns or ["device_id", "ts", *(f.name for f in contract.fields)]
+    names = ", ".join(f"`{c}`" for c in columns)
+    sql = f"SELECT {names} FROM `{contract.table}` ORDER BY device_id, ts"
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url))
+        try:
+            rows = conn.execute(sql).fetchall()
+        finally:
+            conn.close()
+        return [tuple(_sqlite_value(c, v) for c, v in zip(columns, r, strict=True)) for r in rows]
+    conn = mariadb(url.rsplit("/", 1)[1])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def fetch_all(url: str, sql: str) -> list[tuple[Any, ...]]:
+    """Run one SELECT with plain SQL on either database."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url))
+        try:
+            return [tuple(r) for r in conn.execute(sql).fetchall()]
+        finally:
+            conn.close()
+    conn = mariadb(url.rsplit("/", 1)[1])
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return [tuple(r) for r in cur.fetchall()]
+    finally:
+        conn.close()
+
+
+def scalar(url: str, sql: str) -> Any:
+    """Run one SELECT returning one value, on either database."""
+    return fetch_all(url, sql)[0][0]
+
+
+def _sqlite_value(column: str, value: Any) -> Any:
+    if column == "ts" and isinstance(value, str):
+        return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f")
+    return value

@@ -1,0 +1,154 @@
+"""MariaDB-only behaviour: a connection killed mid-load, LOCAL INFILE refused, real datasets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iotpipe.cli import main
+from iotpipe.contract import DataContract, load_contract
+from iotpipe.errors import TransientStorageError
+from iotpipe.ingest import IngestOptions, ingest_object
+from iotpipe.sample import write_sample
+from iotpipe.sources import local_object
+from iotpipe.storage.mysql import MySQLParams, MySQLStore
+from tests.conftest import EXAMPLES
+from tests.integration.conftest import mariadb, scalar, table_rows
+
+ACME = load_contract("acme_usage")
+NOW = dt.datetime(2025, 6, 1)
+
+
+class KillingStore(MySQLStore):
+    """Kills its own main connection from another connection after the n-th batch."""
+
+    def __init__(self, params: MySQLParams, kill_after: int) -> None:
+        super().__init__(params)
+        self.kill_after = kill_after
+        self.batches = 0
+        self.killed = 0
+
+    def _bulk_upsert(self, cursor: Any, contract: DataContract, rows: Any) -> None:
+        super()._bulk_upsert(cursor, contract, rows)
+        self.batches += 1
+        if self.batches == self.kill_after:
+            admin = mariadb()
+            try:
+                with admin.cursor() as cur:
+                    cur.execute(f"KILL {int(cursor.connection.thread_id())}")
+            finally:
+                admin.close()
+            self.killed += 1
+
+
+def run(store: MySQLStore, path: Path, **options: Any) -> Any:
+    return ingest_object(
+        lambda: path.open("rb"),
+        local_object(path),
+        ACME,
+        store,
+        options=IngestOptions(now=NOW, batch_rows=1000, backoff_seconds=0.05, **options),
+    )
+
+
+def test_killed_connection_mid_load_rolls_back_then_retry_loads_exactly(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "k.csv"
+    truth = write_sample(path, 6000, devices=10, seed=31, keep_rows=True)
+    assert truth.rows is not None
+    expected = sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
+
+    # No retries: the kill surfaces, nothing of the file is in the table, and the ledger
+    # does not say "loaded".
+    store = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=3)
+    with pytest.raises(TransientStorageError):
+        run(store, path, retries=0)
+    store.close()
+    assert store.killed == 1
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 0
+    assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") != "loaded"
+
+    # With retries the same kill is survived: the whole file is loaded again, exactly.
+    store = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=2)
+    report = run(store, path, retries=3)
+    store.close()
+    assert store.killed == 1 and report.status == "loaded"
+    assert table_rows(mariadb_url, ACME) == expected
+    assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") == "loaded"
+    assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 3  # 1 failed run, then 2
+
+
+def test_local_infile_refused_falls_back_to_multirow_insert(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "f.csv"
+    truth = write_sample(path, 3000, devices=10, seed=32, keep_rows=True)
+    assert truth.rows is not None
+    admin = mariadb()
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT @@GLOBAL.local_infile")
+            before = cur.fetchone()[0]
+            cur.execute("SET GLOBAL local_infile = 0")
+        try:
+            store = MySQLStore.from_url(mariadb_url)
+            report = run(store, path)
+            store.close()
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f"SET GLOBAL local_infile = {int(before)}")
+    finally:
+        admin.close()
+    assert report.status == "loaded"
+    assert store.uses_local_infile is False
+    assert table_rows(mariadb_url, ACME) == sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
+
+
+def test_fast_path_is_load_data(mariadb_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "g.csv"
+    write_sample(path, 2000, seed=33)
+    store = MySQLStore.from_url(mariadb_url)
+    assert run(store, path).status == "loaded"
+    store.close()
+    assert store.uses_local_infile is True
+
+
+@pytest.mark.parametrize(
+    ("folder", "contract", "pattern"),
+    [
+        ("beijing_airquality", "beijing_airquality", "*.csv"),
+        ("london_smart_meters", "london_smart_meters", "*.csv"),
+        ("campusiot_lorawan", "campusiot_lorawan", "*.ndjson"),
+    ],
+)
+def test_cli_ingests_the_real_datasets(
+    mariadb_url: str,
+    shared_data: Path,
+    capsys: pytest.CaptureFixture[str],
+    folder: str,
+    contract: str,
+    pattern: str,
+) -> None:
+    valid = 0
+    for path in sorted((shared_data / folder).glob(pattern)):
+        args = [
+            "ingest",
+            str(path),
+            "--contract",
+            str(EXAMPLES / f"{contract}.yaml"),
+            "--database-url",
+            mariadb_url,
+            "--json",
+        ]
+        assert main(args) == 0
+        body = json.loads(capsys.readouterr().out)
+        assert body["status"] == "loaded", body
+        assert body["rows_loaded"] == body["rows_valid"] > 0
+        valid += body["rows_valid"]
+    table = load_contract(EXAMPLES / f"{contract}.yaml").table
+    assert scalar(mariadb_url, f"SELECT COUNT(*) FROM `{table}`") == valid

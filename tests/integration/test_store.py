@@ -1,0 +1,288 @@
+"""Store contract tests: the same behaviour from SQLite and from the real MariaDB (over TCP)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import statistics
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iotpipe.bootstrap import build_store
+from iotpipe.cli import main
+from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
+from iotpipe.ingest import IngestOptions, ingest_object
+from iotpipe.sample import SampleTruth, write_sample
+from iotpipe.sources import local_object
+from iotpipe.storage.base import ObjectRef, new_owner
+from tests.integration.conftest import fetch_all, scalar, table_rows
+
+ACME = load_contract("acme_usage")
+NOW = dt.datetime(2025, 6, 1)
+TRUTH_KEYS = ("rows_read", "rows_valid", "rows_rejected", "rows_duplicate", "rows_conflict")
+
+
+def sample(
+    tmp_path: Path, name: str, rows: int, seed: int, devices: int = 20
+) -> tuple[Path, SampleTruth]:
+    path = tmp_path / name
+    truth = write_sample(path, rows, devices=devices, seed=seed, keep_rows=True)
+    return path, truth
+
+
+def ingest(url: str, path: Path, **options: Any) -> Any:
+    store = build_store(url)
+    try:
+        return ingest_object(
+            lambda: path.open("rb"),
+            local_object(path),
+            ACME,
+            store,
+            options=IngestOptions(now=NOW, **options),
+        )
+    finally:
+        store.close()
+
+
+def expected_rows(truth: SampleTruth) -> list[tuple[Any, ...]]:
+    assert truth.rows is not None
+    return sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
+
+
+def test_messy_file_loads_exactly_its_truth(store_url: str, tmp_path: Path) -> None:
+    path, truth = sample(tmp_path, "acme messy.csv.gz", 12_000, seed=21)
+    report = ingest(store_url, path, batch_rows=2500)
+    body = report.to_dict()
+    assert body["status"] == "loaded"
+    for key in TRUTH_KEYS:
+        assert body[key] == getattr(truth, key), key
+    assert body["reject_reasons"] == dict(truth.reject_reasons)
+    assert body["rows_loaded"] == truth.rows_valid
+    assert table_rows(store_url, ACME) == expected_rows(truth)
+
+    # Encodings agree with the category dictionary, and one-hot with the values.
+    coded = table_rows(
+        store_url,
+        ACME,
+        ["status", "status_code", "status_idle", "firmware_version", "firmware_version_code"],
+    )
+    codes = {(column, value): code for column, value, code in _categories(store_url)}
+    for status, status_code, idle, firmware, firmware_code in coded:
+        assert status_code == (codes[("status", status)] if status is not None else None)
+        assert idle == (1 if status == "idle" else 0)
+        assert firmware_code == codes[("firmware_version", firmware)]
+    # Closed vocabularies are numbered in contract order.
+    assert [codes[("status", s)] for s in ("active", "idle", "sleep", "error", "offline")] == [
+        1,
+        2,
+        3,
+        4,
+        5,
+    ]
+
+
+def _categories(url: str) -> list[tuple[Any, ...]]:
+    return fetch_all(
+        url, "SELECT column_name, value, code FROM iotpipe_categories WHERE dataset = 'acme_usage'"
+    )
+
+
+def test_replay_is_skipped_and_a_changed_object_upserts(store_url: str, tmp_path: Path) -> None:
+    path, first_truth = sample(tmp_path, "a.csv", 6000, seed=5)
+    assert ingest(store_url, path).status == "loaded"
+    again = ingest(store_url, path)
+    assert again.status == "skipped"
+    assert again.counters.rows_read == 0
+    assert table_rows(store_url, ACME) == expected_rows(first_truth)
+    # The same generator and seed with more rows: the old rows plus new ones and conflicts
+    # that rewrite some earlier keys. A new version loads; nothing is duplicated.
+    _, longer_truth = sample(tmp_path, "a.csv", 9000, seed=5)
+    report = ingest(store_url, path)
+    assert report.status == "loaded"
+    assert table_rows(store_url, ACME) == expected_rows(longer_truth)
+    assert scalar(store_url, "SELECT COUNT(*) FROM device_usage") == longer_truth.rows_valid
+    assert scalar(store_url, "SELECT COUNT(*) FROM iotpipe_ledger WHERE status = 'loaded'") == 2
+
+
+def test_concurrent_ingests_share_one_set_of_codes(store_url: str, tmp_path: Path) -> None:
+    # Different seeds, overlapping new firmware/region values; two workers at once.
+    paths = [sample(tmp_path, f"w{i}.csv", 4000, seed=100 + i, devices=40)[0] for i in range(2)]
+    build_store(store_url).ensure_schema(ACME)
+    results: list[Any] = []
+    errors: list[BaseException] = []
+
+    def work(path: Path) -> None:
+        try:
+            results.append(ingest(store_url, path, batch_rows=500))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(p,)) for p in paths]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert [r.status for r in results] == ["loaded", "loaded"]
+    categories = _categories(store_url)
+    by_value = {(c, v) for c, v, _ in categories}
+    by_code = {(c, code) for c, _, code in categories}
+    assert len(by_value) == len(by_code) == len(categories)
+    for column in ("firmware_version", "region"):
+        codes = sorted(code for c, _, code in categories if c == column)
+        assert codes == list(range(1, len(codes) + 1))
+    lookup = {(c, v): code for c, v, code in categories}
+    for firmware, code in table_rows(
+        store_url, ACME, ["firmware_version", "firmware_version_code"]
+    ):
+        assert code == lookup[("firmware_version", firmware)]
+
+
+def test_host_time_zone_does_not_change_stored_values(store_url: str, tmp_path: Path) -> None:
+    path, truth = sample(tmp_path, "tz.csv", 3000, seed=9)
+    env = {**os.environ, "TZ": "Asia/Tokyo", "IOTPIPE_DATABASE_URL": store_url}
+    out = subprocess.run(
+        [sys.executable, "-m", "iotpipe", "ingest", str(path), "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(out.stdout)["status"] == "loaded"
+    assert table_rows(store_url, ACME) == expected_rows(truth)
+    # Querying under the same foreign zone returns the UTC instants, marked Z.
+    device, ts = expected_rows(truth)[0][:2]
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "iotpipe",
+            "query",
+            "--device-id",
+            device,
+            "--start",
+            ts.isoformat() + "Z",
+            "--end",
+            ts.isoformat() + "+00:00",
+            "--limit",
+            "1",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    body = json.loads(out.stdout)
+    assert body["count"] == 1
+    assert (
+        body["rows"][0]["timestamp"]
+        == ts.isoformat(timespec="milliseconds" if ts.microsecond else "seconds") + "Z"
+    )
+
+
+def test_query_stats_equal_statistics_and_pages_cover_every_row(
+    store_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path, truth = sample(tmp_path, "q.csv", 8000, seed=13, devices=5)
+    assert ingest(store_url, path).status == "loaded"
+    rows = expected_rows(truth)
+    device = rows[0][0]
+    mine = [r for r in rows if r[0] == device]
+    start, end = mine[10][1], mine[-10][1]  # inclusive bounds on exact row times
+    in_range = [r for r in mine if start <= r[1] <= end]
+    args = [
+        "query",
+        "--device-id",
+        device,
+        "--start",
+        start.isoformat(),
+        "--end",
+        end.isoformat(),
+        "--database-url",
+        store_url,
+        "--limit",
+        "50",
+    ]
+    assert main(args) == 0
+    body = json.loads(capsys.readouterr().out)
+    assert body["count"] == len(in_range)
+    fields = [f.name for f in ACME.fields]
+    for f in ACME.numeric_fields:
+        values = [
+            r[fields.index(f.name) + 2] for r in in_range if r[fields.index(f.name) + 2] is not None
+        ]
+        got = body["stats"][f.name]
+        assert got["count"] == len(values)
+        assert got["median"] == statistics.median(values)
+        assert got["min"] == min(values) and got["max"] == max(values)
+        # AVG is summed by the database in its own order: equal to fsum's mean within rounding.
+        assert got["mean"] == pytest.approx(statistics.fmean(values), rel=1e-12)
+    # Paging with limit 50 returns every row exactly once, in order.
+    seen = [r["timestamp"] for r in body["rows"]]
+    cursor = body["next_cursor"]
+    while cursor:
+        assert main([*args, "--cursor", cursor]) == 0
+        page = json.loads(capsys.readouterr().out)
+        assert page["count"] == body["count"] and page["stats"] == body["stats"]
+        seen += [r["timestamp"] for r in page["rows"]]
+        cursor = page["next_cursor"]
+    assert len(seen) == len(set(seen)) == len(in_range)
+    assert seen == sorted(seen)
+
+
+def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
+    store = build_store(store_url)
+    try:
+        store.ensure_schema(ACME)
+        ref = ObjectRef("s3://bucket/key", "etag-1", 10)
+        a, b = new_owner(), new_owner()
+        assert store.claim(ref, "acme_usage", 60, a).status == "claimed"
+        assert store.claim(ref, "acme_usage", 60, b).status == "busy"
+        assert store.claim(ref, "acme_usage", 60, a).status == "claimed"  # our own: renew
+        other = ObjectRef("s3://bucket/key", "etag-2", 10)
+        assert store.claim(other, "acme_usage", -1, a).status == "claimed"  # already expired
+        taken = store.claim(other, "acme_usage", 60, b)
+        assert taken.status == "claimed" and taken.attempts == 2
+        store.fail(taken, "boom", None)
+        entry = store.ledger_entry(other)
+        assert entry is not None and entry.status == "failed" and entry.error == "boom"
+        assert store.claim(other, "acme_usage", 60, a).status == "claimed"  # failed: retry
+    finally:
+        store.close()
+
+
+def test_additive_migration_keeps_rows(store_url: str, tmp_path: Path) -> None:
+    path, truth = sample(tmp_path, "m.csv", 2000, seed=3)
+    assert ingest(store_url, path).status == "loaded"
+    doc = contract_to_dict(ACME)
+    doc["fields"].append(
+        {"name": "humidity_pct", "type": "number", "constraints": {"minimum": 0, "maximum": 100}}
+    )
+    doc["fields"].append(
+        {"name": "mode", "type": "category", "constraints": {"enum": ["eco", "boost"]}}
+    )
+    wider = contract_from_dict(doc)
+    store = build_store(store_url)
+    try:
+        store.ensure_schema(wider)
+    finally:
+        store.close()
+    assert table_rows(store_url, ACME) == expected_rows(truth)
+    assert (
+        scalar(store_url, "SELECT COUNT(*) FROM device_usage WHERE humidity_pct IS NULL")
+        == truth.rows_valid
+    )
+    assert scalar(store_url, "SELECT SUM(mode_eco) FROM device_usage") == 0
+    fresh = build_store(store_url)
+    try:
+        registered = fresh.dataset("acme_usage")
+        assert registered is not None and registered.fields == wider.fields
+        assert fresh.dataset("nope") is None
+    finally:
+        fresh.close()
