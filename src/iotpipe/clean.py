@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -46,10 +47,8 @@ ISO_PATTERN = (
     r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
-EPOCH_MS_THRESHOLD = 1e11
-MAX_LEVEL_KEYS = (
-    1 << 22
-)  # 64 MB per index level  # above this an epoch number is milliseconds (1e11 s is year 5138)
+EPOCH_MS_THRESHOLD = 1e11  # above this an epoch number is milliseconds (1e11 s is year 5138)
+MAX_LEVEL_KEYS = 1 << 20  # 16 MB per key-index level
 MAX_EXACT_INT = 2**53
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
@@ -294,15 +293,18 @@ class Cleaner:
 
     # ----------------------------------------------------------------------------------------
 
-    def _raw_frame(self, batch: RecordBatch) -> pl.DataFrame:
+    def _raw_frame(self, batch: RecordBatch) -> pl.LazyFrame:
         n = len(batch.lines)
         series = [
-            pl.Series(slot.name, batch.columns.get(slot.name) or [None] * n, dtype=pl.String)
-            for slot in self.contract.slots
+            _column(slot.name, batch.columns.get(slot.name), n) for slot in self.contract.slots
         ]
-        frame = pl.DataFrame(series, height=n).with_columns(
-            pl.Series("__line", batch.lines, dtype=pl.Int64),
-            pl.int_range(n, dtype=pl.Int64).alias("__idx"),
+        frame = (
+            pl.DataFrame(series, height=n)
+            .lazy()
+            .with_columns(
+                pl.Series("__line", batch.lines, dtype=pl.Int64),
+                pl.int_range(n, dtype=pl.Int64).alias("__idx"),
+            )
         )
         markers = {DEVICE_ID: self.contract.device_id.missing_values}
         markers.update({f.name: f.missing_values for f in self.contract.fields})
@@ -311,7 +313,9 @@ class Cleaner:
             for slot in self.contract.slots
         )
 
-    def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
+    def _typed(self, raw: pl.LazyFrame) -> pl.DataFrame:
+        # One lazy query per batch, so Polars shares the sub-expressions fields have in
+        # common (a parsed number feeds both its value and its validity, say).
         contract = self.contract
         ts_raw, ts_missing = self._timestamp_source()
         values: list[pl.Expr] = [
@@ -331,7 +335,7 @@ class Cleaner:
             *(pl.col(f.name).alias(f"__raw.{f.name}") for f in contract.fields),
         )
         reason, detail = self._reason_exprs()
-        return typed.with_columns(reason.alias("__reason"), detail.alias("__detail"))
+        return typed.with_columns(reason.alias("__reason"), detail.alias("__detail")).collect()
 
     def _timestamp_source(self) -> tuple[pl.Expr, pl.Expr]:
         parts = self.contract.timestamp.parts
@@ -455,6 +459,12 @@ class Cleaner:
         )
         self._index.update(winners.get_column("__k"), winners.get_column("__h"))
         return winners.select(self.columns)
+
+
+def _column(name: str, values: Sequence[str | None] | pl.Series | None, n: int) -> pl.Series:
+    if isinstance(values, pl.Series):
+        return values.alias(name)
+    return pl.Series(name, values if values is not None else [None] * n, dtype=pl.String)
 
 
 def _human(delta: dt.timedelta) -> str:

@@ -16,11 +16,14 @@ import json
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, cast
 
+import polars as pl
+
 from iotpipe.contract import DataContract, Slot
+from iotpipe.csvchunks import ParsedChunk, ascii_compatible, parse_chunk, record_chunks
 from iotpipe.errors import MissingColumnError, SourceFormatError
 
 Format = Literal["csv", "ndjson", "parquet"]
@@ -76,8 +79,8 @@ class RecordBatch:
     """
 
     lines: list[int]
-    columns: dict[str, Sequence[str | None]]
-    records: Sequence[object]
+    columns: Mapping[str, Sequence[str | None] | pl.Series]
+    records: Sequence[object] | pl.Series
     rejected: list[RejectedRow] = field(default_factory=list)
     render: Any = None
 
@@ -88,7 +91,7 @@ class RecordBatch:
 
     def record_text(self, index: int) -> str:
         """Return the original text of the ``index``-th well-formed record."""
-        record = self.records[index]
+        record = self.records[int(index)]
         return str(self.render(record)) if self.render is not None else str(record)
 
 
@@ -133,6 +136,7 @@ def open_records(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    fast_csv: bool = True,
 ) -> RecordReader:
     """Detect the format of a binary stream and return a reader of record batches.
 
@@ -145,6 +149,9 @@ def open_records(
         The contract whose slots are extracted.
     batch_rows, batch_bytes
         Bounds of one batch.
+    fast_csv
+        Parse simple CSV chunks with Polars (`iotpipe.csvchunks`); False forces the csv
+        module everywhere (the results are the same; tests compare the two).
 
     Returns
     -------
@@ -173,7 +180,7 @@ def open_records(
     elif fmt == "ndjson":
         batches = _ndjson_batches(buffered, contract, batch_rows, batch_bytes, state)
     else:
-        batches = _csv_batches(buffered, contract, batch_rows, batch_bytes, state)
+        batches = _csv_batches(buffered, contract, batch_rows, batch_bytes, state, fast=fast_csv)
     batches = _guarded(batches)
     # Prime the generator so header problems (missing columns) surface here, not mid-loop.
     first = next(batches, None)
@@ -248,11 +255,9 @@ def _buffered(stream: IO[bytes]) -> io.BufferedReader:
 
 
 def _text(buffered: io.BufferedReader, encoding: str) -> io.TextIOWrapper:
-    # utf-8-sig drops a BOM when there is one; invalid bytes become U+FFFD rather than
-    # aborting the file mid-way (the affected rows then fail validation on their own).
-    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
-        encoding = "utf-8-sig"
-    return io.TextIOWrapper(buffered, encoding=encoding, errors="replace", newline="")
+    return io.TextIOWrapper(
+        buffered, encoding=_python_encoding(encoding), errors="replace", newline=""
+    )
 
 
 def _resolve(slots: Iterable[Slot], available: dict[str, int]) -> tuple[dict[str, int], list[str]]:
@@ -282,17 +287,78 @@ def _csv_batches(
     batch_rows: int,
     batch_bytes: int,
     state: _ReaderState,
+    *,
+    fast: bool = True,
 ) -> Iterator[RecordBatch]:
     dialect = contract.dialect
-    text = _text(buffered, dialect.encoding)
-    # Read the head to a line boundary so sniffing sees whole lines and nothing is split.
-    head = text.read(SNIFF_BYTES) + text.readline()
-    delimiter = dialect.delimiter or sniff_delimiter(head)
-    reader = csv.reader(
-        _chain_lines(head, text), delimiter=delimiter, quotechar=dialect.quotechar, strict=False
+    # The head, read to a line end, is enough to sniff the delimiter and find the header.
+    head = buffered.read(SNIFF_BYTES) + buffered.readline()
+    encoding = _python_encoding(dialect.encoding)
+    if encoding == "utf-8-sig":
+        head, encoding = head.removeprefix(UTF8_BOM), "utf-8"
+    head_text = head.decode(encoding, errors="replace")
+    delimiter = dialect.delimiter or sniff_delimiter(head_text)
+    if dialect.header:
+        header, header_lines = _header_of(head_text, delimiter, dialect.quotechar)
+    else:
+        header, header_lines = list(dialect.columns or ()), 0
+    resolved = _resolve_header(contract, header, state)
+    width = len(header)
+    eligible = (
+        fast
+        and ascii_compatible(encoding)
+        and len(delimiter.encode(encoding)) == 1
+        and len(dialect.quotechar.encode(encoding)) == 1
+        and (b"\n" in head or len(head) < SNIFF_BYTES)  # CR-only files: the csv module
     )
-    records = _csv_records(reader)
-    header = _csv_header(records) if dialect.header else list(dialect.columns or ())
+    layout = _CsvLayout(encoding, delimiter, dialect.quotechar, width, resolved)
+    data = _after_lines(head, header_lines)
+    if eligible:
+        yield from _fast_csv_batches(layout, data, buffered, header_lines + 1, batch_rows)
+        return
+    text = _text(io.BufferedReader(_ChainStream(data, buffered)), encoding)
+    yield from _python_csv_batches(layout, text, header_lines, batch_rows, batch_bytes)
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    encoding: str
+    delimiter: str
+    quotechar: str
+    width: int
+    resolved: dict[str, int]  # slot -> column index
+
+
+def _python_encoding(encoding: str) -> str:
+    # utf-8-sig drops a BOM when there is one; invalid bytes become U+FFFD rather than
+    # aborting the file mid-way (the affected rows then fail validation on their own).
+    if encoding.replace("_", "-").lower() in ("utf-8", "utf8"):
+        return "utf-8-sig"
+    return encoding
+
+
+def _header_of(head_text: str, delimiter: str, quotechar: str) -> tuple[list[str], int]:
+    reader = csv.reader(
+        io.StringIO(head_text, newline=""), delimiter=delimiter, quotechar=quotechar
+    )
+    header = _csv_header(_csv_records(reader))
+    return header, reader.line_num
+
+
+def _after_lines(head: bytes, lines: int) -> bytes:
+    """Drop the first ``lines`` physical lines (the header and any blank lines before it)."""
+    position = 0
+    for _ in range(lines):
+        found = head.find(b"\n", position)
+        if found == -1:
+            return b""
+        position = found + 1
+    return head[position:]
+
+
+def _resolve_header(
+    contract: DataContract, header: list[str], state: _ReaderState
+) -> dict[str, int]:
     available: dict[str, int] = {}
     for i, name in enumerate(header):
         available.setdefault(name.strip().casefold(), i)
@@ -302,14 +368,73 @@ def _csv_batches(
     used = set(resolved.values())
     state.unknown.update(h.strip() for i, h in enumerate(header) if i not in used)
     state.absent.update(s.name for s in contract.slots if s.name not in resolved)
-    width = len(header)
-    render = _csv_renderer(delimiter, dialect.quotechar)
+    return resolved
 
+
+def _fast_csv_batches(
+    layout: _CsvLayout, data: bytes, buffered: io.BufferedReader, first_line: int, batch_rows: int
+) -> Iterator[RecordBatch]:
+    line = first_line
+    for chunk in record_chunks(data, buffered, layout.quotechar.encode(layout.encoding)):
+        parsed = parse_chunk(
+            chunk,
+            line,
+            encoding=layout.encoding,
+            delimiter=layout.delimiter,
+            quotechar=layout.quotechar,
+            width=layout.width,
+        )
+        if parsed is None:  # not simple enough for Polars: the csv module, same results
+            text = io.StringIO(chunk.decode(layout.encoding, errors="replace"), newline="")
+            yield from _python_csv_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
+        else:
+            yield from _frame_batches(parsed, layout, batch_rows)
+        line += chunk.count(b"\n")
+
+
+def _frame_batches(
+    parsed: ParsedChunk, layout: _CsvLayout, batch_rows: int
+) -> Iterator[RecordBatch]:
+    width, resolved = layout.width, layout.resolved
+    rejected = [
+        RejectedRow(line, MALFORMED_ROW, f"expected {width} fields, found {len(fields)}", raw)
+        for line, fields, raw in parsed.ragged
+    ]
+    rows = parsed.rows
+    if rows.height == 0:
+        if rejected:
+            yield RecordBatch([], {slot: () for slot in resolved}, [], rejected)
+        return
+    previous_high = -1
+    for offset in range(0, rows.height, batch_rows):
+        part = rows.slice(offset, batch_rows)
+        lines = part.get_column("__line")
+        last = offset + batch_rows >= rows.height
+        high = lines[-1]
+        # Each ragged row travels with the batch whose line range it falls in.
+        mine = [r for r in rejected if r.line > previous_high and (last or r.line <= high)]
+        previous_high = high
+        yield RecordBatch(
+            lines.to_list(),
+            {slot: part.get_column(f"c{index}") for slot, index in resolved.items()},
+            part.get_column("__raw"),
+            mine,
+        )
+
+
+def _python_csv_batches(
+    layout: _CsvLayout, text: IO[str], line_offset: int, batch_rows: int, batch_bytes: int
+) -> Iterator[RecordBatch]:
+    """Parse with the csv module (any quoting, multi-line records); lines after ``line_offset``."""
+    width, resolved = layout.width, layout.resolved
+    reader = csv.reader(text, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=False)
+    render = _csv_renderer(layout.delimiter, layout.quotechar)
     rows: list[list[str]] = []
     starts: list[int] = []
     rejected: list[RejectedRow] = []
     nbytes = 0
-    for start, row, error in records:
+    for record_line, row, error in _csv_records(reader):
+        start = record_line + line_offset
         if row is None:
             rejected.append(RejectedRow(start, MALFORMED_ROW, error, ""))
             continue
@@ -327,6 +452,27 @@ def _csv_batches(
             rows, starts, rejected, nbytes = [], [], [], 0
     if rows or rejected:
         yield _csv_batch(rows, starts, rejected, resolved, render)
+
+
+class _ChainStream(io.RawIOBase):
+    """Bytes already read, then the rest of a stream."""
+
+    def __init__(self, head: bytes, rest: io.BufferedReader) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _csv_records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
@@ -383,11 +529,6 @@ def _csv_renderer(delimiter: str, quotechar: str) -> Any:
 
 def _blank(row: list[str]) -> bool:
     return not row or (len(row) == 1 and not row[0].strip())
-
-
-def _chain_lines(head: str, rest: io.TextIOWrapper) -> Iterator[str]:
-    yield from io.StringIO(head, newline="")
-    yield from rest
 
 
 def sniff_delimiter(sample: str) -> str:

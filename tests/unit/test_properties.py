@@ -180,3 +180,45 @@ def test_binary_noise_never_crashes(noise: bytes, prefix: bytes) -> None:
     except SourceFormatError:
         return
     assert_accounted(counters, lines)
+
+
+def _flatten(data: bytes, c: Any, fast: bool, batch_rows: int) -> tuple[Any, ...]:
+    lines: list[int] = []
+    values: dict[str, list[Any]] = {}
+    records: list[str] = []
+    rejected: list[tuple[int, str]] = []
+    for batch in open_records(io.BytesIO(data), c, batch_rows=batch_rows, fast_csv=fast):
+        lines += list(batch.lines)
+        for name, column in batch.columns.items():
+            values.setdefault(name, []).extend(list(column))
+        records += [batch.record_text(i) for i in range(len(batch.lines))]
+        rejected += [(r.line, r.reason) for r in batch.rejected]
+    return lines, values, sorted(rejected), records
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(csv_files(), st.integers(min_value=1, max_value=50))
+def test_polars_chunks_read_exactly_like_the_csv_module(
+    file: tuple[bytes, int, bool], batch_rows: int
+) -> None:
+    data, _, default_dialect = file
+    c = (
+        contract()
+        if default_dialect
+        else contract(dialect={"delimiter": "auto", "encoding": "latin-1"})
+    )
+    if not default_dialect and data.startswith(b"\xef\xbb\xbf"):
+        c = contract(dialect={"delimiter": "auto"})
+    try:
+        slow = _flatten(data, c, False, batch_rows)
+    except SourceFormatError as exc:
+        try:
+            _flatten(data, c, True, batch_rows)
+        except SourceFormatError as again:
+            assert type(again) is type(exc)
+            return
+        raise AssertionError("only the csv-module path failed") from exc
+    fast = _flatten(data, c, True, batch_rows)
+    assert fast[0] == slow[0]
+    assert fast[1] == slow[1]
+    assert fast[2] == slow[2]

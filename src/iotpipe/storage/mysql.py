@@ -1,9 +1,11 @@
 """MySQL 8.0 (RDS) / MariaDB 10.6+ store over PyMySQL, using only their common SQL.
 
-The bulk path writes each clean batch to a temporary CSV, ``LOAD DATA LOCAL INFILE`` loads it
-into a session-temporary staging table, and ``INSERT ... SELECT ... ON DUPLICATE KEY UPDATE``
-upserts it into the table, all inside the file's one transaction. When the server refuses
-LOCAL INFILE the store falls back, for the rest of its life, to PyMySQL's multi-row
+The bulk path writes each clean batch to a temporary CSV and ``LOAD DATA LOCAL INFILE ...
+REPLACE`` loads it straight into the table, inside the file's one transaction. Every load
+writes every column, so REPLACE (delete + insert on a key clash) leaves exactly what
+``INSERT ... ON DUPLICATE KEY UPDATE`` would; measured here it is 1.7x faster than going
+through a staging table (docs/benchmarks.md). When the server refuses LOCAL INFILE the store
+falls back, for the rest of its life, to PyMySQL's multi-row
 ``INSERT ... ON DUPLICATE KEY UPDATE``.
 
 Category codes are assigned on a second connection in short transactions serialised by a
@@ -327,27 +329,15 @@ class MySQLStore(SqlStore):
         cursor.executemany(self._upsert_sql(contract.table, rows.columns), rows_for_insert(rows))
 
     def _load_data(self, cursor: Any, contract: DataContract, rows: pl.DataFrame) -> None:
-        table = quote(contract.table)
-        stage = quote(f"iotpipe_stage_{contract.table}"[:64])
         names = ", ".join(quote(c) for c in rows.columns)
-        updates = ", ".join(
-            f"{quote(c)} = VALUES({quote(c)})" for c in rows.columns if c not in (DEVICE_ID, TS)
-        )
-        # Recreated per chunk (temporary DDL does not commit), so it always matches the table.
-        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {stage}")
-        cursor.execute(f"CREATE TEMPORARY TABLE {stage} LIKE {table}")
         with tempfile.NamedTemporaryFile(prefix="iotpipe-", suffix=".csv") as chunk:
             write_load_csv(rows, chunk.name)
             cursor.execute(
-                f"LOAD DATA LOCAL INFILE %s INTO TABLE {stage} CHARACTER SET utf8mb4 "
-                "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
-                f"LINES TERMINATED BY '\\n' ({names})",
+                f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {quote(contract.table)} "
+                "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
+                f"ESCAPED BY '' LINES TERMINATED BY '\\n' ({names})",
                 (chunk.name,),
             )
-        cursor.execute(
-            f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} "
-            f"ON DUPLICATE KEY UPDATE {updates}"
-        )
 
     # -- categories ------------------------------------------------------------------------------
 

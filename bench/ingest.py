@@ -1,0 +1,214 @@
+"""Ingest throughput into MariaDB: `iotpipe ingest` against LOAD DATA and executemany baselines.
+
+All three load the same generated messy file's rows into an empty table, each in a fresh
+database and a fresh child process (so peak RSS is its own), in the same run:
+
+1. ``iotpipe``: end to end (read, clean, encode, LOAD DATA + upsert, ledger) from the messy file;
+2. ``load_data``: ``LOAD DATA LOCAL INFILE`` of the already-clean, encoded rows (the limit);
+3. ``executemany``: PyMySQL ``executemany`` of the same clean rows (multi-row INSERT ... ON
+   DUPLICATE KEY UPDATE).
+
+Rates are stored rows per second. Usage (MariaDB on 127.0.0.1:3306, root, no password)::
+
+    .venv/bin/python -m bench.ingest --rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pymysql
+
+ROOT_URL = "mysql://root@127.0.0.1:3306/{db}"
+
+
+def _admin() -> Any:
+    return pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+
+
+def fresh_database(name: str) -> str:
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+    conn.close()
+    return ROOT_URL.format(db=name)
+
+
+def drop_database(name: str) -> None:
+    conn = _admin()
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def prepare_clean_csv(source: Path, target: Path) -> int:
+    """Clean and encode the messy file once; write the rows in LOAD DATA's CSV form."""
+    import polars as pl
+
+    from iotpipe.clean import Cleaner
+    from iotpipe.contract import load_contract
+    from iotpipe.encode import Encoder, InMemoryCategoryDictionary
+    from iotpipe.readers import open_records
+    from iotpipe.storage.mysql import write_load_csv
+
+    contract = load_contract("acme_usage")
+    cleaner = Cleaner(contract)
+    encoder = Encoder(contract, InMemoryCategoryDictionary())
+    frames = []
+    with source.open("rb") as stream:
+        for batch in open_records(stream, contract):
+            frames.append(encoder.encode(cleaner.clean(batch).rows))
+    rows = pl.concat(frames).unique(["device_id", "ts"], keep="last", maintain_order=True)
+    write_load_csv(rows, str(target))
+    return rows.height
+
+
+def child(mode: str, path: Path, url: str) -> dict[str, float]:
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import load_contract
+
+    contract = load_contract("acme_usage")
+    store = build_store(url)
+    store.ensure_schema(contract)
+    started = time.perf_counter()
+    if mode == "iotpipe":
+        from iotpipe.ingest import ingest_object
+        from iotpipe.sources import local_object
+
+        report = ingest_object(lambda: path.open("rb"), local_object(path), contract, store)
+        rows = report.rows_loaded
+    else:
+        import polars as pl
+
+        from iotpipe.storage.base import quote
+
+        columns = contract.output_columns
+        names = ", ".join(quote(c) for c in columns)
+        conn = pymysql.connect(
+            host="127.0.0.1",
+            user="root",
+            password="",
+            database=url.rsplit("/", 1)[1],
+            local_infile=True,
+            autocommit=False,
+        )
+        with conn.cursor() as cur:
+            if mode == "load_data":
+                cur.execute(
+                    f"LOAD DATA LOCAL INFILE %s INTO TABLE {quote(contract.table)} "
+                    "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
+                    f"ESCAPED BY '' LINES TERMINATED BY '\\n' ({names})",
+                    (str(path),),
+                )
+                rows = cur.rowcount
+            else:
+                frame = pl.read_csv(
+                    path,
+                    has_header=False,
+                    new_columns=columns,
+                    null_values="NULL",
+                    infer_schema_length=0,
+                )
+                # Reading the CSV back is not timed; only the inserts are.
+                params = frame.rows()
+                started = time.perf_counter()
+                updates = ", ".join(f"{quote(c)} = VALUES({quote(c)})" for c in columns[2:])
+                marks = ", ".join(["%s"] * len(columns))
+                sql = (
+                    f"INSERT INTO {quote(contract.table)} ({names}) VALUES ({marks}) "
+                    f"ON DUPLICATE KEY UPDATE {updates}"
+                )
+                for i in range(0, len(params), 10_000):
+                    cur.executemany(sql, params[i : i + 10_000])
+                rows = len(params)
+        conn.commit()
+        conn.close()
+    seconds = time.perf_counter() - started
+    store.close()
+    return {
+        "rows": float(rows),
+        "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def measure(mode: str, path: Path, name: str) -> dict[str, float]:
+    url = fresh_database(name)
+    try:
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "bench.ingest",
+                "--child",
+                mode,
+                "--path",
+                str(path),
+                "--url",
+                url,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    finally:
+        drop_database(name)
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dir", type=Path, default=Path("/tmp/iotpipe-bench"))
+    parser.add_argument("--modes", default="iotpipe,load_data,executemany")
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--path", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child, args.path, args.url)))
+        return
+
+    from iotpipe.sample import write_sample
+
+    args.dir.mkdir(parents=True, exist_ok=True)
+    messy = args.dir / f"acme_{args.rows}.csv"
+    if not messy.exists():
+        write_sample(messy, args.rows, devices=200, seed=1)
+    clean = args.dir / f"acme_{args.rows}.clean.csv"
+    if not clean.exists():
+        prepare_clean_csv(messy, clean)
+    results: dict[str, dict[str, float]] = {}
+    for mode in args.modes.split(","):
+        source = messy if mode == "iotpipe" else clean
+        results[mode] = measure(mode, source, f"iotpipe_bench_{mode}")
+        r = results[mode]
+        print(f"{mode}: {r['rows']:,.0f} rows in {r['seconds']:.2f} s", file=sys.stderr)
+    print(
+        f"# {platform.node()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
+        f"{args.rows:,} generated rows ({messy.stat().st_size / 1e6:,.0f} MB)"
+    )
+    print("| method | rows stored | seconds | rows/s | vs LOAD DATA | peak RSS MB |")
+    print("|---|---:|---:|---:|---:|---:|")
+    limit = results.get("load_data")
+    for mode, r in results.items():
+        rate = r["rows"] / r["seconds"]
+        ratio = rate / (limit["rows"] / limit["seconds"]) if limit else float("nan")
+        print(
+            f"| {mode} | {r['rows']:,.0f} | {r['seconds']:.2f} | {rate:,.0f} | {ratio:.2f} "
+            f"| {r['peak_rss_mb']:.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,236 @@
+"""Vectorised CSV reading: cut a byte stream at record boundaries, parse each chunk with Polars.
+
+The csv module costs a Python object per field; Polars parses a chunk in native code. Polars
+cannot report ragged rows or line numbers, though, so each chunk is first split into lines and
+records with vectorised string operations (quote parity joins the lines of a record with a
+quoted newline), field counts are checked, and only then are the well-formed records parsed.
+A chunk that is not that simple (a stray quote, an unterminated quoted field, a bare CR)
+returns None, and the caller parses it with the csv module instead, with identical results.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import polars as pl
+
+CHUNK_BYTES = 8 * 1024 * 1024
+MAX_PENDING_BYTES = 64 * 1024 * 1024
+MAX_BOUNDARY_PROBES = 1000
+
+
+@dataclass
+class ParsedChunk:
+    """A chunk's well-formed rows (with line numbers and raw text) and its ragged rows."""
+
+    rows: pl.DataFrame  # columns c0..c{width-1}, __line (Int64), __raw (String)
+    ragged: list[tuple[int, list[str], str]]  # (line, fields, raw line)
+
+
+def ascii_compatible(encoding: str) -> bool:
+    """Tell whether newline, quote and ASCII delimiters are single bytes in ``encoding``."""
+    try:
+        return "\n,;\t|\"'".encode(encoding) == b"\n,;\t|\"'" and len("\n".encode(encoding)) == 1
+    except (LookupError, UnicodeError):
+        return False
+
+
+def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Iterator[bytes]:
+    """Yield consecutive pieces of ``head`` + ``stream`` that end at record boundaries.
+
+    A newline ends a record when an even number of quote characters precedes it in the piece
+    (RFC 4180 quoting doubles quotes inside fields, which keeps the parity). A piece that finds
+    no such newline within `MAX_PENDING_BYTES` is yielded whole; its parser will notice the
+    odd quotes and use the csv module.
+
+    Parameters
+    ----------
+    head
+        Bytes already read (starting at a record boundary).
+    stream
+        The rest of the source.
+    quote
+        The quote character, encoded.
+
+    Yields
+    ------
+    bytes
+        Pieces, in order, that together are the whole input.
+    """
+    pending = head
+    while True:
+        block = stream.read(CHUNK_BYTES)
+        if block:
+            pending += block
+        else:
+            if pending:
+                yield pending
+            return
+        cut = _boundary(pending, quote)
+        if cut is None:
+            if len(pending) >= MAX_PENDING_BYTES:
+                yield pending
+                pending = b""
+            continue
+        yield pending[:cut]
+        pending = pending[cut:]
+
+
+def _boundary(buffer: bytes, quote: bytes) -> int | None:
+    end = buffer.rfind(b"\n")
+    if end == -1:
+        return None
+    quotes = buffer.count(quote, 0, end)
+    for _ in range(MAX_BOUNDARY_PROBES):
+        if quotes % 2 == 0:
+            return end + 1
+        previous = buffer.rfind(b"\n", 0, end)
+        if previous == -1:
+            return None
+        quotes -= buffer.count(quote, previous, end)
+        end = previous
+    return None
+
+
+def parse_chunk(
+    chunk: bytes,
+    first_line: int,
+    *,
+    encoding: str,
+    delimiter: str,
+    quotechar: str,
+    width: int,
+) -> ParsedChunk | None:
+    """Parse a chunk of whole records with Polars, or return None when it is not simple.
+
+    Parameters
+    ----------
+    chunk
+        Bytes that start and end at record boundaries.
+    first_line
+        The line number of the chunk's first line.
+    encoding
+        The source encoding (ASCII-compatible).
+    delimiter, quotechar
+        The dialect (single ASCII characters).
+    width
+        Fields per record (the header's).
+
+    Returns
+    -------
+    ParsedChunk or None
+        None when a quoted field is unterminated, quoting is irregular, or the chunk has a
+        bare CR.
+    """
+    if chunk.count(b"\r") != chunk.count(b"\r\n"):
+        return None  # the csv module treats a bare CR as a line end
+    text = chunk.decode(encoding, errors="replace")
+    if text.endswith("\n"):
+        text = text[:-1]
+    lines = (
+        pl.DataFrame({"__raw": pl.Series([text]).str.split("\n").explode()})
+        .with_row_index("__line", offset=first_line)
+        .with_columns(
+            pl.col("__line").cast(pl.Int64),
+            pl.col("__raw").str.count_matches(quotechar, literal=True).alias("__q"),
+        )
+    )
+    parity = lines.select(
+        (pl.col("__q").sum() % 2).alias("total"), ((pl.col("__q") % 2) == 1).any().alias("odd")
+    ).row(0)
+    if parity[0]:
+        return None  # an unterminated quoted field: the csv module decides what it means
+    if parity[1]:
+        # A quoted newline: a line whose preceding quotes are odd continues the record above.
+        before = pl.col("__q").cum_sum() - pl.col("__q")
+        lines = (
+            lines.with_columns(((before % 2) == 0).cum_sum().alias("__record"))
+            .group_by("__record", maintain_order=True)
+            .agg(pl.col("__line").first(), pl.col("__raw").str.join("\n"))
+            .drop("__record")
+        )
+    lines = lines.select(pl.col("__line"), pl.col("__raw").str.strip_chars_end("\r")).filter(
+        # Blank as the csv module sees it: no delimiter and nothing but whitespace.
+        (pl.col("__raw").str.strip_chars() != "")
+        | pl.col("__raw").str.contains(delimiter, literal=True)
+    )
+    raw = pl.col("__raw")
+    quotes = raw.str.count_matches(quotechar, literal=True)
+    q, d = re.escape(quotechar), re.escape(delimiter)
+    field = rf"{q}(?:[^{q}]|{q}{q})*{q}"  # a quoted field; doubled quotes inside
+    plain = rf"[^{q}{d}]*"
+    regular = rf"^(?:{field}|{plain})(?:{d}(?:{field}|{plain}))*$"
+    if lines.select(((quotes > 0) & ~raw.str.contains(regular)).any()).item():
+        return None  # a quote inside an unquoted field, say: the csv module's rules apply
+    lines = lines.with_columns(
+        (raw.str.replace_all(field, "").str.count_matches(delimiter, literal=True) + 1).alias(
+            "__fields"
+        )
+    )
+    even = lines.filter(pl.col("__fields") == width)
+    odd = lines.filter(pl.col("__fields") != width)
+    names = [f"c{i}" for i in range(width)]
+    parsed = _polars_rows(even, names, delimiter, quotechar)
+    if parsed is None:
+        return None
+    extra, ragged = _python_rows(odd, names, delimiter, quotechar, width)
+    rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
+    return ParsedChunk(rows, ragged)
+
+
+def _polars_rows(
+    lines: pl.DataFrame, names: list[str], delimiter: str, quotechar: str
+) -> pl.DataFrame | None:
+    if lines.height == 0:
+        return _empty(names)
+    body = lines.select(pl.col("__raw").str.join("\n")).item()
+    frame = pl.read_csv(
+        body.encode("utf-8"),
+        has_header=False,
+        new_columns=names,
+        infer_schema=False,
+        empty_string_is_null=False,
+        separator=delimiter,
+        quote_char=quotechar,
+        truncate_ragged_lines=False,
+        raise_if_empty=False,
+    )
+    if frame.height != lines.height or frame.width != len(names):
+        return None
+    return frame.with_columns(lines.get_column("__line"), lines.get_column("__raw"))
+
+
+def _python_rows(
+    lines: pl.DataFrame, names: list[str], delimiter: str, quotechar: str, width: int
+) -> tuple[pl.DataFrame, list[tuple[int, list[str], str]]]:
+    """Judge the lines whose field count differs from the header's, as the csv module does."""
+    good: list[tuple[int, list[str], str]] = []
+    ragged: list[tuple[int, list[str], str]] = []
+    for line, raw in lines.select("__line", "__raw").iter_rows():
+        fields = next(csv.reader([raw], delimiter=delimiter, quotechar=quotechar), [])
+        if not fields or (len(fields) == 1 and not fields[0].strip()):
+            continue  # blank once parsed (a quoted empty string alone, say)
+        if len(fields) < width or any(v.strip() for v in fields[width:]):
+            ragged.append((line, fields, raw))
+        else:
+            good.append((line, fields[:width], raw))
+    if not good:
+        return _empty(names), ragged
+    frame = pl.DataFrame(
+        {
+            **{name: [g[1][i] for g in good] for i, name in enumerate(names)},
+            "__line": pl.Series([g[0] for g in good], dtype=pl.Int64),
+            "__raw": [g[2] for g in good],
+        },
+        schema={**dict.fromkeys(names, pl.String), "__line": pl.Int64, "__raw": pl.String},
+    )
+    return frame, ragged
+
+
+def _empty(names: list[str]) -> pl.DataFrame:
+    schema = {**dict.fromkeys(names, pl.String), "__line": pl.Int64, "__raw": pl.String}
+    return pl.DataFrame(schema=schema)
