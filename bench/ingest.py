@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -26,6 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pymysql
+
+from bench import peak_rss_mb
 
 ROOT_URL = "mysql://root@127.0.0.1:3306/{db}"
 
@@ -137,7 +138,7 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
     return {
         "rows": float(rows),
         "seconds": seconds,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": peak_rss_mb(),
     }
 
 

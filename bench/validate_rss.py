@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench import peak_rss_mb, rss_mb
 
 
 def child(path: Path) -> None:
@@ -22,20 +23,20 @@ def child(path: Path) -> None:
     from iotpipe.ingest import validate_source
 
     contract = load_contract("acme_usage")
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = rss_mb()
     started = time.perf_counter()
     with path.open("rb") as stream:
         report = validate_source(stream, contract, source=str(path))
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_mb()
     print(
         json.dumps(
             {
                 "rows_read": report.counters.rows_read,
                 "rows_valid": report.counters.rows_valid,
                 "seconds": seconds,
-                "rss_after_imports_mb": baseline / 1024,
-                "peak_rss_mb": peak / 1024,
+                "rss_after_imports_mb": baseline,
+                "peak_rss_mb": peak,
             }
         )
     )
