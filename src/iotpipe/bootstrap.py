@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from iotpipe.config import DEFAULT_SQLITE_PATH, Settings
+from iotpipe.contract import DataContract, load_contract
 from iotpipe.errors import StorageError
 from iotpipe.storage.base import SqlStore
+
+if TYPE_CHECKING:
+    from iotpipe.aws.s3 import S3Objects
 
 
 def database_url(explicit: str | None, settings: Settings | None = None) -> str:
@@ -70,3 +76,79 @@ def local_path(url: str) -> Path | None:
 
         return sqlite_path(url)
     return None
+
+
+def aws_client(service: str, settings: Settings) -> Any:
+    """Build a boto3 client (``AWS_ENDPOINT_URL`` points it at a local stand-in)."""
+    import boto3
+
+    return boto3.client(service, endpoint_url=settings.aws_endpoint_url)
+
+
+def store_from_settings(settings: Settings) -> SqlStore:
+    """Build the store: ``IOTPIPE_DATABASE_URL``, else the Secrets Manager secret, else SQLite.
+
+    Parameters
+    ----------
+    settings
+        Settings.
+
+    Returns
+    -------
+    SqlStore
+        The store (it connects on first use).
+    """
+    if settings.database_url:
+        return build_store(settings.database_url)
+    if settings.db_secret_arn:
+        from iotpipe.aws.secrets import DatabaseSecrets
+
+        secrets = DatabaseSecrets(aws_client("secretsmanager", settings))
+        url = secrets.database_url(
+            settings.db_secret_arn, settings.db_host, settings.db_port, settings.db_name
+        )
+        return build_store(url)
+    return build_store(database_url(None, settings))
+
+
+@dataclass
+class IngestRuntime:
+    """What the ingest function keeps across warm invocations: store, S3, contracts."""
+
+    settings: Settings
+    store: SqlStore
+    objects: S3Objects
+    contracts: dict[str, DataContract] = field(default_factory=dict)
+
+    def contract_for(self, key: str) -> DataContract:
+        """Return the contract of an object key (routes by prefix; cached)."""
+        ref = self.settings.contract_for_key(key)
+        if ref not in self.contracts:
+            self.contracts[ref] = load_contract(ref)
+        return self.contracts[ref]
+
+
+_ingest_runtime: IngestRuntime | None = None
+
+
+def ingest_runtime() -> IngestRuntime:
+    """Return this process's ingest runtime, building it from the environment once."""
+    global _ingest_runtime  # noqa: PLW0603 (one runtime per Lambda container, by design)
+    if _ingest_runtime is None:
+        from iotpipe.aws.s3 import OutputPrefixes, S3Objects
+
+        settings = Settings.from_env()
+        prefixes = OutputPrefixes(
+            settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
+        )
+        objects = S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
+        _ingest_runtime = IngestRuntime(settings, store_from_settings(settings), objects)
+    return _ingest_runtime
+
+
+def use_ingest_runtime(runtime: IngestRuntime | None) -> None:
+    """Install (or, with None, forget) the ingest runtime: for tests and the local stack."""
+    global _ingest_runtime  # noqa: PLW0603
+    if _ingest_runtime is not None and runtime is not _ingest_runtime:
+        _ingest_runtime.store.close()
+    _ingest_runtime = runtime

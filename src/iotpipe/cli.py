@@ -50,7 +50,13 @@ def _parser() -> argparse.ArgumentParser:
         description="Clean, encode and load IoT device usage files; query them back.",
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
+    _data_commands(sub)
+    _local_commands(sub)
+    _contract_commands(sub)
+    return parser
 
+
+def _data_commands(sub: Any) -> None:
     p = sub.add_parser("validate", help="dry run: read and clean a file, print its quality report")
     p.add_argument("source", help="a local file (CSV, NDJSON or Parquet; gzip or not)")
     p.add_argument("--contract", default=None, help="contract YAML path or shipped name")
@@ -83,6 +89,29 @@ def _parser() -> argparse.ArgumentParser:
     q.add_argument("--database-url", default=None)
     q.set_defaults(run=_db_init)
 
+
+def _local_commands(sub: Any) -> None:
+    p = sub.add_parser("demo", help="the whole path locally: S3 stand-in, SQS, handler, SQLite")
+    p.add_argument("--rows", type=int, default=20_000)
+    p.set_defaults(run=_demo)
+
+    p = sub.add_parser("local", help="local stack: an S3/SQS stand-in that triggers the handler")
+    local_sub = p.add_subparsers(required=True, metavar="ACTION")
+    q = local_sub.add_parser("up", help="start moto S3+SQS on 127.0.0.1 and poll into the handler")
+    q.add_argument("--port", type=int, default=4566)
+    q.add_argument("--bucket", default="iotpipe-raw")
+    q.add_argument("--database-url", default=None)
+    q.set_defaults(run=_local_up)
+
+    p = sub.add_parser("upload", help="upload a file to the local stack's bucket (incoming/)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--key", default=None, help="object key (default: incoming/<file name>)")
+    p.add_argument("--bucket", default="iotpipe-raw")
+    p.add_argument("--endpoint-url", default="http://127.0.0.1:4566")
+    p.set_defaults(run=_upload)
+
+
+def _contract_commands(sub: Any) -> None:
     p = sub.add_parser("sample", help="generate messy Acme usage data with a known truth")
     p.add_argument("--rows", type=int, default=10_000)
     p.add_argument("--devices", type=int, default=50)
@@ -101,7 +130,6 @@ def _parser() -> argparse.ArgumentParser:
     q = contract_sub.add_parser("check", help="validate a contract file")
     q.add_argument("contract")
     q.set_defaults(run=_check)
-    return parser
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -239,6 +267,59 @@ def _db_init(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"ok: table {contract.table} for {contract.name} in {redact(url)}")
+    return EXIT_OK
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from iotpipe.local.demo import run_demo
+
+    return run_demo(rows=args.rows)
+
+
+def _local_up(args: argparse.Namespace) -> int:
+    import os
+
+    from iotpipe.config import ENV_DATABASE_URL
+    from iotpipe.local.stack import INCOMING_PREFIX, LocalStack, Poller
+
+    if args.database_url:
+        os.environ[ENV_DATABASE_URL] = args.database_url
+    stack = LocalStack(port=args.port, bucket=args.bucket).start()
+    print(f"S3 + SQS stand-in on {stack.endpoint}; bucket {stack.bucket}, queue {stack.queue}")
+    print(f"upload under {INCOMING_PREFIX} to ingest, for example:")
+    print(f"  iotpipe upload data.csv.gz --endpoint-url {stack.endpoint}")
+    print(
+        f"  aws --endpoint-url {stack.endpoint} s3 cp data.csv s3://{stack.bucket}/{INCOMING_PREFIX}"
+    )
+    print("Ctrl-C stops.")
+    poller = Poller(stack)
+    try:
+        while True:
+            poller.poll_once(wait_seconds=5)
+    except KeyboardInterrupt:
+        print()
+    finally:
+        stack.stop()
+    return EXIT_OK
+
+
+def _upload(args: argparse.Namespace) -> int:
+    import boto3
+
+    from iotpipe.local.stack import INCOMING_PREFIX, LOCAL_CREDENTIALS, REGION
+
+    if not args.file.is_file():
+        raise IotpipeError(f"no such file: {args.file}")
+    key = args.key or f"{INCOMING_PREFIX}{args.file.name}"
+    s3 = boto3.client(
+        "s3",
+        endpoint_url=args.endpoint_url,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
+    )
+    s3.upload_file(str(args.file), args.bucket, key)
+    print(f"uploaded s3://{args.bucket}/{key}")
     return EXIT_OK
 
 

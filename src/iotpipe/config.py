@@ -8,12 +8,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iotpipe.contract import DataContract, load_contract
+from iotpipe.errors import ContractError
 
 ENV_DATABASE_URL = "IOTPIPE_DATABASE_URL"
 ENV_DB_SECRET_ARN = "IOTPIPE_DB_SECRET_ARN"
 ENV_CONTRACT = "IOTPIPE_CONTRACT"
 ENV_AWS_ENDPOINT_URL = "AWS_ENDPOINT_URL"
 ENV_CURSOR_SECRET = "IOTPIPE_CURSOR_SECRET"
+ENV_CONTRACT_ROUTES = "IOTPIPE_CONTRACT_ROUTES"  # "prefix/=contract;other/=contract2"
+ENV_DB_HOST = "IOTPIPE_DB_HOST"  # with IOTPIPE_DB_SECRET_ARN when the secret has no host
+ENV_DB_PORT = "IOTPIPE_DB_PORT"
+ENV_DB_NAME = "IOTPIPE_DB_NAME"
+ENV_OUTPUT_BUCKET = "IOTPIPE_OUTPUT_BUCKET"
+ENV_REJECTED_PREFIX = "IOTPIPE_REJECTED_PREFIX"
+ENV_REPORTS_PREFIX = "IOTPIPE_REPORTS_PREFIX"
+ENV_QUARANTINE_PREFIX = "IOTPIPE_QUARANTINE_PREFIX"
+ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
 # Only for local use: deployments set IOTPIPE_CURSOR_SECRET (the template generates one).
 DEV_CURSOR_SECRET = "iotpipe-local-cursor-secret"
 DEFAULT_CONTRACT = "acme_usage"
@@ -29,6 +39,31 @@ class Settings:
     contract: str = DEFAULT_CONTRACT
     aws_endpoint_url: str | None = None
     cursor_secret: str = DEV_CURSOR_SECRET
+    contract_routes: tuple[tuple[str, str], ...] = ()
+    db_host: str | None = None
+    db_port: int | None = None
+    db_name: str | None = None
+    output_bucket: str | None = None
+    rejected_prefix: str = "rejected/"
+    reports_prefix: str = "reports/"
+    quarantine_prefix: str = "quarantine/"
+    batch_rows: int = 50_000
+
+    def contract_for_key(self, key: str) -> str:
+        """Choose the contract of an object key: the longest matching route, else the default.
+
+        Parameters
+        ----------
+        key
+            The S3 object key.
+
+        Returns
+        -------
+        str
+            A contract path or shipped name.
+        """
+        matches = [(prefix, ref) for prefix, ref in self.contract_routes if key.startswith(prefix)]
+        return max(matches, key=lambda m: len(m[0]))[1] if matches else self.contract
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -51,7 +86,26 @@ class Settings:
             contract=env.get(ENV_CONTRACT) or DEFAULT_CONTRACT,
             aws_endpoint_url=env.get(ENV_AWS_ENDPOINT_URL) or None,
             cursor_secret=env.get(ENV_CURSOR_SECRET) or DEV_CURSOR_SECRET,
+            contract_routes=_routes(env.get(ENV_CONTRACT_ROUTES, "")),
+            db_host=env.get(ENV_DB_HOST) or None,
+            db_port=int(env[ENV_DB_PORT]) if env.get(ENV_DB_PORT) else None,
+            db_name=env.get(ENV_DB_NAME) or None,
+            output_bucket=env.get(ENV_OUTPUT_BUCKET) or None,
+            rejected_prefix=env.get(ENV_REJECTED_PREFIX) or "rejected/",
+            reports_prefix=env.get(ENV_REPORTS_PREFIX) or "reports/",
+            quarantine_prefix=env.get(ENV_QUARANTINE_PREFIX) or "quarantine/",
+            batch_rows=int(env.get(ENV_BATCH_ROWS) or 50_000),
         )
+
+
+def _routes(text: str) -> tuple[tuple[str, str], ...]:
+    routes = []
+    for item in filter(None, (part.strip() for part in text.split(";"))):
+        prefix, sep, ref = item.partition("=")
+        if not sep or not ref.strip():
+            raise ContractError(ENV_CONTRACT_ROUTES, f"{item!r} is not prefix=contract")
+        routes.append((prefix.strip(), ref.strip()))
+    return tuple(routes)
 
 
 def resolve_contract(ref: str | None, settings: Settings | None = None) -> DataContract:

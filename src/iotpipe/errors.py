@@ -22,6 +22,10 @@ class SourceFormatError(IotpipeError):
     """A source file cannot be read as a whole (not one bad row: the file)."""
 
 
+class SourceMissingError(SourceFormatError):
+    """The source object no longer exists (deleted after its event was sent)."""
+
+
 class MissingColumnError(SourceFormatError):
     """A column the contract requires is absent from the source."""
 
@@ -32,6 +36,14 @@ class MissingColumnError(SourceFormatError):
         )
         self.missing = missing
         self.available = available
+
+
+class SourceReadError(IotpipeError):
+    """Reading the source broke off (a network error mid-stream); retrying may succeed."""
+
+
+class FileFailedError(IotpipeError):
+    """A file as a whole cannot be loaded; it was quarantined and the ledger says failed."""
 
 
 class StorageError(IotpipeError):

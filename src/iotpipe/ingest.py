@@ -17,12 +17,19 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from iotpipe.clean import CleanBatch, Cleaner
 from iotpipe.contract import DataContract
 from iotpipe.encode import CategoryDictionary, Encoder, InMemoryCategoryDictionary
-from iotpipe.errors import ObjectBusyError, SourceFormatError, TransientStorageError
+from iotpipe.errors import (
+    FileFailedError,
+    ObjectBusyError,
+    SourceFormatError,
+    SourceMissingError,
+    SourceReadError,
+    TransientStorageError,
+)
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, RejectedRow, open_records
 from iotpipe.rejects import RejectSink
 from iotpipe.report import IngestReport
@@ -162,8 +169,9 @@ def ingest_object(
     ------
     ObjectBusyError
         Another worker holds a live claim on this version.
-    TransientStorageError
-        The database stayed unreachable through every retry (the ledger is not "loaded").
+    TransientStorageError, SourceReadError
+        The database or the source stayed unreachable through every retry (the ledger is
+        not "loaded").
     """
     options = options or IngestOptions()
     started = time.perf_counter()
@@ -185,12 +193,13 @@ def ingest_object(
             _load_once(opener, claim, contract, store, report, rejects, options, progress)
         except SourceFormatError as exc:
             report.status, report.error = "failed", str(exc)
+            report.source_missing = isinstance(exc, SourceMissingError)
             report.seconds = time.perf_counter() - started
             store.fail(claim, report.error, report.to_dict())
             return report
-        except TransientStorageError as exc:
+        except (TransientStorageError, SourceReadError) as exc:
             if attempt > options.retries or not _time_for_retry(options, delay):
-                _fail_quietly(store, claim, f"database error after {attempt} attempt(s): {exc}")
+                _fail_quietly(store, claim, f"gave up after {attempt} attempt(s): {exc}")
                 raise
             time.sleep(delay)
             delay *= 2
@@ -204,6 +213,118 @@ def ingest_object(
         break
     report.seconds = time.perf_counter() - started
     return report
+
+
+class ObjectSource(Protocol):
+    """Where announced objects are read and their outputs written (S3; `iotpipe.aws.s3`)."""
+
+    def head(self, bucket: str, key: str) -> tuple[str, str | None, int]:
+        """Return (ETag, version id, size)."""
+        ...
+
+    def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
+        """Open the object as a stream."""
+        ...
+
+    def rejects_sink(self, bucket: str, key: str) -> UploadingRejectSink:
+        """Return a sink for the object's rejected rows."""
+        ...
+
+    def write_report(self, bucket: str, key: str, report: dict[str, Any]) -> str:
+        """Write the object's quality report; return its URL."""
+        ...
+
+    def quarantine(self, bucket: str, key: str, version_id: str | None = None) -> str:
+        """Copy a failed object aside; return its URL."""
+        ...
+
+
+class UploadingRejectSink(RejectSink, Protocol):
+    """A reject sink that is published once the load commits."""
+
+    def upload(self) -> str | None:
+        """Publish the rejects; return their URL, or None when there were none."""
+        ...
+
+    def close(self) -> None:
+        """Release local resources."""
+        ...
+
+
+@dataclass(frozen=True)
+class AnnouncedObject:
+    """An object version an event announced."""
+
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+
+
+def ingest_announced(
+    obj: AnnouncedObject,
+    contract: DataContract,
+    store: Store,
+    objects: ObjectSource,
+    *,
+    options: IngestOptions | None = None,
+) -> IngestReport:
+    """Load an announced S3 object; publish its rejects and report, or quarantine it.
+
+    Parameters
+    ----------
+    obj
+        The object version.
+    contract
+        Its contract.
+    store
+        The store.
+    objects
+        The object source (S3).
+    options
+        Leases, retries and batch size.
+
+    Returns
+    -------
+    IngestReport
+        ``loaded`` (rejects at ``outputs["rejects"]`` when there were any, the report at
+        ``outputs["report"]``) or ``skipped``.
+
+    Raises
+    ------
+    FileFailedError
+        The file cannot be loaded: the ledger says failed, the object was copied to the
+        quarantine prefix and its report written.
+    """
+    etag, version_id, size = obj.etag, obj.version_id, obj.size
+    if etag is None:
+        etag, version_id, size = objects.head(obj.bucket, obj.key)
+    version = f"{etag}#{version_id}" if version_id else etag
+    ref = ObjectRef(f"s3://{obj.bucket}/{obj.key}", version, size)
+    sink = objects.rejects_sink(obj.bucket, obj.key)
+    try:
+        report = ingest_object(
+            lambda: objects.open(obj.bucket, obj.key, version_id),
+            ref,
+            contract,
+            store,
+            rejects=sink,
+            options=options,
+        )
+        if report.status == "loaded":
+            rejects_url = sink.upload()
+            if rejects_url:
+                report.outputs["rejects"] = rejects_url
+        elif report.status == "failed" and not report.source_missing:
+            report.outputs["quarantine"] = objects.quarantine(obj.bucket, obj.key, version_id)
+        if report.status != "skipped":
+            report.outputs["report"] = objects.write_report(obj.bucket, obj.key, report.to_dict())
+        if report.status == "failed":
+            raise FileFailedError(f"s3://{obj.bucket}/{obj.key}: {report.error}")
+        return report
+    finally:
+        sink.close()
 
 
 def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct)

@@ -32,6 +32,8 @@ class IngestReport:
     rejected_sample: list[RejectedRow] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
+    outputs: dict[str, str] = field(default_factory=dict)  # rejects / report / quarantine URLs
+    source_missing: bool = False  # the object was gone: nothing to quarantine
 
     def note_rejected(self, rows: list[RejectedRow]) -> None:
         """Keep the first few rejected rows as examples for the report."""
@@ -64,4 +66,5 @@ class IngestReport:
             ],
             "error": self.error,
             "seconds": round(self.seconds, 3),
+            "outputs": dict(self.outputs),
         }

@@ -1,0 +1,1 @@
+"""AWS adapters: event decoding, S3 objects, Secrets Manager."""

@@ -1,0 +1,145 @@
+"""Lambda events -> the S3 objects they announce (keys URL-decoded per record).
+
+Accepted shapes: a direct S3 notification, S3 notifications wrapped in SQS messages (the
+production path, one group per message for partial-batch failures), and EventBridge
+"Object Created" events. ``s3:TestEvent`` messages and non-create records are ignored.
+
+S3 notifications URL-encode keys ("red flower.jpg" arrives as "red+flower.jpg"), so every
+record's key goes through ``unquote_plus``; EventBridge delivers keys unencoded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import unquote_plus
+
+from iotpipe.errors import IotpipeError
+
+Shape = Literal["s3", "sqs", "eventbridge", "test"]
+
+
+class EventShapeError(IotpipeError):
+    """The event is not one this function accepts."""
+
+
+@dataclass(frozen=True)
+class ObjectEvent:
+    """One created S3 object version."""
+
+    bucket: str
+    key: str
+    etag: str | None = None
+    version_id: str | None = None
+    size: int | None = None
+    event_name: str = ""
+
+    @property
+    def version(self) -> str | None:
+        """The ledger version: ETag, plus the version id on versioned buckets."""
+        if self.etag is None:
+            return None
+        return f"{self.etag}#{self.version_id}" if self.version_id else self.etag
+
+
+@dataclass
+class MessageGroup:
+    """The objects of one delivery unit (an SQS message, or the whole direct event)."""
+
+    message_id: str | None
+    objects: list[ObjectEvent] = field(default_factory=list)
+    error: str | None = None  # an undecodable SQS message: report it failed (then the DLQ)
+
+
+@dataclass
+class DecodedEvent:
+    """What an event asks for."""
+
+    shape: Shape
+    groups: list[MessageGroup]
+
+
+def decode_event(event: Mapping[str, Any]) -> DecodedEvent:
+    """Decode any accepted event.
+
+    Parameters
+    ----------
+    event
+        The Lambda event.
+
+    Returns
+    -------
+    DecodedEvent
+        For SQS, one group per message (even an empty test message); otherwise one group.
+
+    Raises
+    ------
+    EventShapeError
+        For an event of no accepted shape.
+    """
+    if event.get("detail-type") == "Object Created" and event.get("source") == "aws.s3":
+        return DecodedEvent("eventbridge", [MessageGroup(None, [_eventbridge(event)])])
+    if event.get("Event") == "s3:TestEvent":
+        return DecodedEvent("test", [])
+    records = event.get("Records")
+    if not isinstance(records, list):
+        raise EventShapeError("no Records, and not an EventBridge Object Created event")
+    if records and all(r.get("eventSource") == "aws:sqs" for r in records):
+        return DecodedEvent("sqs", [_sqs_message(r) for r in records])
+    return DecodedEvent("s3", [MessageGroup(None, s3_records(records))])
+
+
+def s3_records(records: list[Any]) -> list[ObjectEvent]:
+    """Decode the records of an S3 notification (ignoring non-create events)."""
+    objects = []
+    for record in records:
+        if record.get("eventSource") != "aws:s3":
+            raise EventShapeError(f"unexpected record source {record.get('eventSource')!r}")
+        name = str(record.get("eventName", ""))
+        if not name.startswith("ObjectCreated:"):
+            continue
+        s3 = record["s3"]
+        obj = s3["object"]
+        objects.append(
+            ObjectEvent(
+                bucket=s3["bucket"]["name"],
+                key=unquote_plus(obj["key"]),
+                etag=obj.get("eTag") or obj.get("etag"),
+                version_id=obj.get("versionId"),
+                size=obj.get("size"),
+                event_name=name,
+            )
+        )
+    return objects
+
+
+def _sqs_message(record: Mapping[str, Any]) -> MessageGroup:
+    group = MessageGroup(str(record.get("messageId", "")))
+    try:
+        body = json.loads(record.get("body") or "{}")
+        if not isinstance(body, dict) or body.get("Event") == "s3:TestEvent":
+            if not isinstance(body, dict):
+                group.error = "the message body is not a JSON object"
+            return group
+        if body.get("detail-type") == "Object Created":
+            group.objects.append(_eventbridge(body))
+        else:
+            group.objects.extend(s3_records(body.get("Records", [])))
+    except (ValueError, KeyError, TypeError, EventShapeError) as exc:
+        group.error = f"undecodable S3 notification: {exc!r}"
+    return group
+
+
+def _eventbridge(event: Mapping[str, Any]) -> ObjectEvent:
+    detail = event["detail"]
+    obj = detail["object"]
+    return ObjectEvent(
+        bucket=detail["bucket"]["name"],
+        key=obj["key"],
+        etag=obj.get("etag"),
+        version_id=obj.get("version-id"),
+        size=obj.get("size"),
+        event_name=f"ObjectCreated:{detail.get('reason', '')}",
+    )

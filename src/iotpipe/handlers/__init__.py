@@ -1,0 +1,1 @@
+"""Lambda entry points: thin adapters over the services."""

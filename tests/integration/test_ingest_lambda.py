@@ -1,0 +1,294 @@
+"""The ingest Lambda through the real notification path: moto's server on 127.0.0.1 (S3 -> SQS),
+the poller, the handler in-process, and the real MariaDB over TCP."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from boto3.s3.transfer import TransferConfig
+
+from iotpipe import bootstrap
+from iotpipe.aws.s3 import S3Objects
+from iotpipe.config import Settings
+from iotpipe.contract import load_contract
+from iotpipe.errors import FileFailedError
+from iotpipe.handlers.ingest import handler
+from iotpipe.local.stack import LocalContext, LocalStack, Poller
+from iotpipe.sample import SampleTruth, write_sample
+from iotpipe.storage.base import ObjectRef, new_owner
+from iotpipe.storage.mysql import MySQLParams
+from tests.integration.conftest import fetch_all, scalar, table_rows
+from tests.integration.test_mysql_faults import KillingStore
+
+ACME = load_contract("acme_usage")
+ODD_KEY = "incoming/acme usage + 2024 é/part 1.csv.gz"
+
+
+@pytest.fixture
+def stack(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    local = LocalStack().start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        for name in ("AWS_ENDPOINT_URL",):
+            os.environ.pop(name, None)
+
+
+def expected(truth: SampleTruth) -> list[tuple[Any, ...]]:
+    assert truth.rows is not None
+    return sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
+
+
+def read_json(stack: LocalStack, key: str) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(
+        stack.client("s3").get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+    )
+    return body
+
+
+def keys(stack: LocalStack, prefix: str) -> list[str]:
+    listing = stack.client("s3").list_objects_v2(Bucket=stack.bucket, Prefix=prefix)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_gzipped_multipart_upload_under_an_odd_key_loads_exactly(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "big.csv.gz"
+    truth = write_sample(path, 250_000, devices=50, seed=41, keep_rows=True)
+    assert path.stat().st_size > 5 * 1024 * 1024
+    config = TransferConfig(
+        multipart_threshold=5 * 1024 * 1024, multipart_chunksize=5 * 1024 * 1024
+    )
+    stack.client("s3").upload_file(str(path), stack.bucket, ODD_KEY, Config=config)
+    etag = stack.client("s3").head_object(Bucket=stack.bucket, Key=ODD_KEY)["ETag"].strip('"')
+    assert etag.endswith("-2")  # really a multipart upload
+    Poller(stack).drain(timeout_seconds=120)
+
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    ledger = fetch_all(mariadb_url, "SELECT source, version, status, attempts FROM iotpipe_ledger")
+    assert ledger == [(f"s3://{stack.bucket}/{ODD_KEY}", etag, "loaded", 1)]
+    report = read_json(stack, f"reports/{ODD_KEY}.json")
+    assert report["status"] == "loaded"
+    for key in ("rows_read", "rows_valid", "rows_rejected", "rows_duplicate", "rows_conflict"):
+        assert report[key] == getattr(truth, key), key
+    assert report["reject_reasons"] == dict(sorted(truth.reject_reasons.items()))
+    rejects = (
+        stack.client("s3")
+        .get_object(Bucket=stack.bucket, Key=f"rejected/{ODD_KEY}.csv")["Body"]
+        .read()
+    )
+    rows = list(csv.DictReader(io.StringIO(rejects.decode("utf-8"))))
+    assert len(rows) == truth.rows_rejected
+    assert {r["reason"] for r in rows} == set(truth.reject_reasons)
+    assert all(r["line"].isdigit() and r["detail"] for r in rows)
+
+
+def _notification(stack: LocalStack, key: str) -> str:
+    s3 = stack.client("s3")
+    head = s3.head_object(Bucket=stack.bucket, Key=key)
+    from urllib.parse import quote_plus
+
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {
+                        "bucket": {"name": stack.bucket},
+                        "object": {
+                            "key": quote_plus(key),
+                            "eTag": head["ETag"].strip('"'),
+                            "size": head["ContentLength"],
+                        },
+                    },
+                }
+            ]
+        }
+    )
+
+
+def _sqs_event(body: str, message_id: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {"messageId": message_id, "receiptHandle": "r", "body": body, "eventSource": "aws:sqs"}
+        ]
+    }
+
+
+def test_duplicate_delivery_is_skipped(stack: LocalStack, mariadb_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    truth = write_sample(path, 3000, seed=42, keep_rows=True)
+    key = "incoming/dup.csv"
+    stack.upload(str(path), key)
+    poller = Poller(stack)
+    poller.drain()
+    # The same notification delivered again (at-least-once delivery).
+    stack.client("sqs").send_message(
+        QueueUrl=stack.queue_url, MessageBody=_notification(stack, key)
+    )
+    result = handler(_sqs_event(_notification(stack, key), "again"), LocalContext())
+    assert result == {"batchItemFailures": []}
+    poller.drain()
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 1)]
+
+
+def test_two_concurrent_deliveries_load_once(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "c.csv"
+    truth = write_sample(path, 40_000, seed=43, keep_rows=True)
+    key = "incoming/concurrent.csv"
+    s3 = stack.client("s3")
+    # Upload without the notification racing us: a key outside incoming/, then copy the event.
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    stack.upload(str(path), key)
+    body = _notification(stack, key)
+    results: list[dict[str, Any]] = []
+
+    def deliver(n: int) -> None:
+        results.append(handler(_sqs_event(body, f"m{n}"), LocalContext()))
+
+    threads = [threading.Thread(target=deliver, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failures = sum(len(r["batchItemFailures"]) for r in results)
+    assert failures <= 1  # the loser was busy (retried later) or found it loaded (skipped)
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 1)]
+    # The retried delivery is then skipped.
+    assert handler(_sqs_event(body, "m2"), LocalContext()) == {"batchItemFailures": []}
+    assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 1
+
+
+def test_garbage_is_quarantined_reported_raised_and_dead_lettered(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    key = "incoming/garbage.csv"
+    stack.client("s3").put_object(
+        Bucket=stack.bucket, Key=key, Body=b"\x89PNG\r\n\x1a\n\x00\x00" + os.urandom(2000)
+    )
+    # Direct invocation: the handler raises, so Lambda retries and then the DLQ catches it.
+    direct = json.loads(_notification(stack, key))
+    with pytest.raises(FileFailedError):
+        handler(direct, LocalContext())
+    status, error = fetch_all(mariadb_url, "SELECT status, error FROM iotpipe_ledger")[0]
+    assert status == "failed" and "binary" in error
+    assert keys(stack, "quarantine/") == [f"quarantine/{key}"]
+    report = read_json(stack, f"reports/{key}.json")
+    assert report["status"] == "failed" and report["outputs"]["quarantine"].endswith(
+        f"quarantine/{key}"
+    )
+    # Through SQS: the message is reported failed on every receive, then lands in the DLQ.
+    Poller(stack).drain(timeout_seconds=60, idle_polls=8)
+    dead = stack.client("sqs").receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)[
+        "Messages"
+    ]
+    assert any(
+        key.replace(" ", "+")
+        in json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"].replace("%2F", "/")
+        for m in dead
+    )
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 0
+
+
+def test_missing_required_column_fails_the_file(stack: LocalStack, mariadb_url: str) -> None:
+    key = "incoming/no timestamp.csv"
+    stack.client("s3").put_object(
+        Bucket=stack.bucket, Key=key, Body=b"device_id,battery_pct\nd1,50\n"
+    )
+    result = handler(_sqs_event(_notification(stack, key), "x"), LocalContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "x"}]}
+    error = scalar(mariadb_url, "SELECT error FROM iotpipe_ledger")
+    assert "required column(s) missing: ts (timestamp)" in error
+    assert keys(stack, "quarantine/") == [f"quarantine/{key}"]
+
+
+def test_database_outage_mid_file_ends_with_exact_rows(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "o.csv.gz"
+    truth = write_sample(path, 20_000, seed=44, keep_rows=True)
+    settings = Settings.from_env()
+    killing = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=2)
+    runtime = bootstrap.IngestRuntime(settings, killing, S3Objects(stack.client("s3")), {})
+    bootstrap.use_ingest_runtime(runtime)
+    runtime.settings = Settings(**{**settings.__dict__, "batch_rows": 4000})
+    stack.upload(str(path), "incoming/outage.csv.gz")
+    Poller(stack).drain()
+    assert killing.killed == 1
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 2)]
+
+
+def test_timed_out_lambda_lease_is_taken_over(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    truth = write_sample(path, 3000, seed=45, keep_rows=True)
+    key = "incoming/timeout.csv"
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    stack.upload(str(path), key)
+    etag = s3.head_object(Bucket=stack.bucket, Key=key)["ETag"].strip('"')
+    # A first invocation claimed the object and died (timeout) without finishing.
+    store = bootstrap.build_store(mariadb_url)
+    store.ensure_schema(ACME)
+    ref = ObjectRef(f"s3://{stack.bucket}/{key}", etag, path.stat().st_size)
+    assert store.claim(ref, "acme_usage", 0.5, new_owner()).status == "claimed"
+    store.close()
+    body = _notification(stack, key)
+    assert handler(_sqs_event(body, "early"), LocalContext()) == {
+        "batchItemFailures": [{"itemIdentifier": "early"}]
+    }
+    import time
+
+    time.sleep(0.6)  # the dead invocation's lease runs out
+    assert handler(_sqs_event(body, "later"), LocalContext()) == {"batchItemFailures": []}
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 2)]
+
+
+def test_eventbridge_invocation(stack: LocalStack, mariadb_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "e.csv"
+    truth = write_sample(path, 2000, seed=46, keep_rows=True)
+    key = "incoming/event bridge+1.csv"
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    stack.upload(str(path), key)
+    head = s3.head_object(Bucket=stack.bucket, Key=key)
+    event = {
+        "detail-type": "Object Created",
+        "source": "aws.s3",
+        "detail": {
+            "bucket": {"name": stack.bucket},
+            "object": {"key": key, "etag": head["ETag"].strip('"'), "size": head["ContentLength"]},
+            "reason": "PutObject",
+        },
+    }
+    assert handler(event, LocalContext())["status"] == "ok"
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    assert isinstance(scalar(mariadb_url, "SELECT finished_at FROM iotpipe_ledger"), dt.datetime)

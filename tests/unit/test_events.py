@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iotpipe.aws.events import EventShapeError, decode_event
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+KEY = "incoming/acme usage 2024-01 + café.csv.gz"
+
+
+def load(name: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((EVENTS / name).read_text(encoding="utf-8"))
+    return doc
+
+
+def test_direct_s3_notification_keys_are_unquoted() -> None:
+    decoded = decode_event(load("s3-put.json"))
+    assert decoded.shape == "s3"
+    (group,) = decoded.groups
+    (obj,) = group.objects
+    assert (obj.bucket, obj.key, obj.etag, obj.size) == (
+        "iotpipe-raw",
+        KEY,
+        "0123456789abcdef0123456789abcdef",
+        1024,
+    )
+    assert obj.version == obj.etag
+
+
+def test_multipart_and_every_record_is_decoded() -> None:
+    event = load("s3-multipart.json")
+    # A second created record with a '+' in its key: each record is decoded on its own.
+    second = json.loads(json.dumps(event["Records"][0]))
+    second["s3"]["object"]["key"] = "incoming/a%2Bb+c%25.csv"
+    event["Records"].append(second)
+    (group,) = decode_event(event).groups
+    assert [o.key for o in group.objects] == ["incoming/big+file.csv.gz", "incoming/a+b c%.csv"]
+    assert group.objects[0].event_name == "ObjectCreated:CompleteMultipartUpload"
+
+
+def test_sqs_wrapped_messages_and_test_events() -> None:
+    decoded = decode_event(load("sqs-s3.json"))
+    assert decoded.shape == "sqs"
+    assert [g.message_id for g in decoded.groups] == [
+        "059f36b4-87a3-44ab-83d2-661975830a7d",
+        "2e1424d4-f796-459a-8184-9c92662be6da",
+    ]
+    assert [o.key for o in decoded.groups[0].objects] == [KEY]
+    assert decoded.groups[1].objects == [] and decoded.groups[1].error is None
+
+
+def test_sqs_garbage_message_is_a_failed_message_not_a_failed_batch() -> None:
+    event = load("sqs-s3.json")
+    event["Records"][1]["body"] = "{not json"
+    decoded = decode_event(event)
+    assert decoded.groups[0].objects and decoded.groups[0].error is None
+    assert decoded.groups[1].error is not None
+
+
+def test_eventbridge_keys_are_not_unquoted() -> None:
+    decoded = decode_event(load("eventbridge-object-created.json"))
+    (obj,) = decoded.groups[0].objects
+    assert decoded.shape == "eventbridge"
+    assert obj.key == KEY
+    assert obj.version == "0123456789abcdef0123456789abcdef#3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY"
+
+
+def test_s3_test_event_and_unknown_shapes() -> None:
+    assert decode_event(load("s3-test-event.json")).groups == []
+    with pytest.raises(EventShapeError):
+        decode_event({"hello": "world"})
