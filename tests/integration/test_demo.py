@@ -11,7 +11,11 @@ def test_demo_end_to_end_without_aws() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "IOTPIPE_"))}
     out = subprocess.run(
         [sys.executable, "-m", "iotpipe", "demo", "--rows", "5000"],
-        env=env, capture_output=True, text=True, timeout=300, check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
     )
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
