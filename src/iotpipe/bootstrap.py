@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,6 +14,7 @@ from iotpipe.storage.base import SqlStore
 
 if TYPE_CHECKING:
     from iotpipe.aws.s3 import S3Objects
+    from iotpipe.retrieve import CursorCodec
 
 
 def database_url(explicit: str | None, settings: Settings | None = None) -> str:
@@ -128,13 +130,15 @@ class IngestRuntime:
         return self.contracts[ref]
 
 
-_ingest_runtime: IngestRuntime | None = None
+# One runtime per thread: a Lambda container runs one invocation at a time (so this is one
+# per container), and in-process concurrency (tests, local tools) never shares a connection.
+_runtimes = threading.local()
 
 
 def ingest_runtime() -> IngestRuntime:
-    """Return this process's ingest runtime, building it from the environment once."""
-    global _ingest_runtime  # noqa: PLW0603 (one runtime per Lambda container, by design)
-    if _ingest_runtime is None:
+    """Return this thread's ingest runtime, building it from the environment once."""
+    runtime: IngestRuntime | None = getattr(_runtimes, "ingest", None)
+    if runtime is None:
         from iotpipe.aws.s3 import OutputPrefixes, S3Objects
 
         settings = Settings.from_env()
@@ -142,13 +146,53 @@ def ingest_runtime() -> IngestRuntime:
             settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
         )
         objects = S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
-        _ingest_runtime = IngestRuntime(settings, store_from_settings(settings), objects)
-    return _ingest_runtime
+        runtime = IngestRuntime(settings, store_from_settings(settings), objects)
+        _runtimes.ingest = runtime
+    return runtime
 
 
 def use_ingest_runtime(runtime: IngestRuntime | None) -> None:
-    """Install (or, with None, forget) the ingest runtime: for tests and the local stack."""
-    global _ingest_runtime  # noqa: PLW0603
-    if _ingest_runtime is not None and runtime is not _ingest_runtime:
-        _ingest_runtime.store.close()
-    _ingest_runtime = runtime
+    """Install (or, with None, forget) this thread's ingest runtime: for tests, local tools."""
+    current: IngestRuntime | None = getattr(_runtimes, "ingest", None)
+    if current is not None and runtime is not current:
+        current.store.close()
+    _runtimes.ingest = runtime
+
+
+@dataclass
+class RetrieveRuntime:
+    """What the retrieval function keeps across warm invocations."""
+
+    store: SqlStore
+    cursors: CursorCodec
+    dataset: str
+
+
+def retrieve_runtime() -> RetrieveRuntime:
+    """Return this thread's retrieval runtime, building it from the environment once."""
+    runtime: RetrieveRuntime | None = getattr(_runtimes, "retrieve", None)
+    if runtime is None:
+        from iotpipe.retrieve import CursorCodec
+
+        settings = Settings.from_env()
+        runtime = RetrieveRuntime(
+            store_from_settings(settings),
+            CursorCodec(settings.cursor_secret),
+            default_dataset(settings),
+        )
+        _runtimes.retrieve = runtime
+    return runtime
+
+
+def use_retrieve_runtime(runtime: RetrieveRuntime | None) -> None:
+    """Install (or, with None, forget) this thread's retrieval runtime."""
+    current: RetrieveRuntime | None = getattr(_runtimes, "retrieve", None)
+    if current is not None and runtime is not current:
+        current.store.close()
+    _runtimes.retrieve = runtime
+
+
+def default_dataset(settings: Settings) -> str:
+    """Return the name of the configured default dataset (``IOTPIPE_CONTRACT``)."""
+    ref = settings.contract
+    return load_contract(ref).name if ref.endswith((".yaml", ".yml")) else ref

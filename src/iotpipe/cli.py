@@ -220,7 +220,7 @@ class _ProgressLine:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from iotpipe.bootstrap import build_store, database_url
+    from iotpipe.bootstrap import build_store, database_url, default_dataset
     from iotpipe.config import Settings
     from iotpipe.retrieve import CursorCodec, parse_query, retrieve
 
@@ -237,22 +237,13 @@ def _query(args: argparse.Namespace) -> int:
     }
     try:
         query, contract = parse_query(
-            params, default_dataset=_dataset_name(settings), store=store, cursors=cursors
+            params, default_dataset=default_dataset(settings), store=store, cursors=cursors
         )
         body = retrieve(query, contract, store, cursors)
     finally:
         store.close()
     print(json.dumps(body))
     return EXIT_OK
-
-
-def _dataset_name(settings: Any) -> str:
-    from iotpipe.contract import load_contract
-
-    ref = settings.contract
-    if Path(ref).suffix in (".yaml", ".yml"):
-        return load_contract(ref).name
-    return str(ref)
 
 
 def _db_init(args: argparse.Namespace) -> int:

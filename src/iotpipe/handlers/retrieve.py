@@ -1,0 +1,76 @@
+"""Lambda entry point of the retrieval function: direct invocation, HTTP API v2, REST API v1.
+
+Direct invocation (``{"device_id", "date_range": {"start", "end"}, ...}``) returns the body
+object and raises `InvalidQueryError` on bad input; the HTTP shapes return statusCode, headers
+and a JSON body: 200, 400 naming the parameter, or 500 with the request id (never a trace).
+It imports neither Polars nor the ingest engine, so cold starts stay short.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from iotpipe import bootstrap
+from iotpipe.errors import InvalidQueryError
+from iotpipe.retrieve import parse_query, retrieve
+
+logger = Logger(service="iotpipe-retrieve")
+JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Answer a readings query."""
+    http = "requestContext" in event and ("routeKey" in event or "httpMethod" in event)
+    params = _http_params(event) if http else _direct_params(event)
+    if not http:
+        return _answer(params)
+    try:
+        return _response(200, _answer(params))
+    except InvalidQueryError as exc:
+        error = {"error": "invalid_parameter", "parameter": exc.parameter, "message": str(exc)}
+        return _response(400, error)
+    except Exception:  # logged with its trace; the caller gets only the request id
+        logger.exception("retrieval failed")
+        request_id = getattr(context, "aws_request_id", None)
+        return _response(500, {"error": "internal_error", "request_id": request_id})
+
+
+def _answer(params: dict[str, Any]) -> dict[str, Any]:
+    runtime = bootstrap.retrieve_runtime()
+    query, contract = parse_query(
+        params, default_dataset=runtime.dataset, store=runtime.store, cursors=runtime.cursors
+    )
+    return retrieve(query, contract, runtime.store, runtime.cursors)
+
+
+def _direct_params(event: dict[str, Any]) -> dict[str, Any]:
+    date_range = event.get("date_range")
+    if not isinstance(date_range, dict):
+        date_range = {}
+    return {
+        "device_id": event.get("device_id"),
+        "start": date_range.get("start", event.get("start")),
+        "end": date_range.get("end", event.get("end")),
+        **{k: event.get(k) for k in ("limit", "cursor", "dataset")},
+    }
+
+
+def _http_params(event: dict[str, Any]) -> dict[str, Any]:
+    query = event.get("queryStringParameters") or {}
+    path = event.get("pathParameters") or {}
+    return {
+        "device_id": path.get("device_id"),
+        **{k: query.get(k) for k in ("start", "end", "limit", "cursor", "dataset")},
+    }
+
+
+def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": JSON_HEADERS,
+        "body": json.dumps(body, allow_nan=False),
+    }
