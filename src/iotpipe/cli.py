@@ -103,6 +103,14 @@ def _local_commands(sub: Any) -> None:
     q.add_argument("--database-url", default=None)
     q.set_defaults(run=_local_up)
 
+    p = sub.add_parser(
+        "serve", help="the retrieval API, its OpenAPI spec and a chart page, locally"
+    )
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--database-url", default=None)
+    p.set_defaults(run=_serve)
+
     p = sub.add_parser("upload", help="upload a file to the local stack's bucket (incoming/)")
     p.add_argument("file", type=Path)
     p.add_argument("--key", default=None, help="object key (default: incoming/<file name>)")
@@ -291,6 +299,28 @@ def _local_up(args: argparse.Namespace) -> int:
         print()
     finally:
         stack.stop()
+    return EXIT_OK
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import os
+
+    from iotpipe.config import ENV_DATABASE_URL
+    from iotpipe.local.server import ReadingsServer
+
+    if args.database_url:
+        os.environ[ENV_DATABASE_URL] = args.database_url
+    server = ReadingsServer(args.host, args.port)
+    print(
+        f"serving {server.url}/ (page), {server.url}/openapi.json, "
+        f"{server.url}/devices/ID/readings?start=&end= ; Ctrl-C stops"
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print()
+    finally:
+        server.server_close()
     return EXIT_OK
 
 
