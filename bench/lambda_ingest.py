@@ -1,4 +1,4 @@
-"""The ingest Lambda handler: cold import time, and peak RSS while it ingests large S3 objects.
+"""Lambda handlers: cold import times, and the ingest handler's peak RSS on large S3 objects.
 
 The S3 stand-in (moto's server) runs in this process; each handler invocation runs in a fresh
 child process pointed at it, so the child's peak RSS (VmHWM) is the handler's alone. Objects
@@ -22,16 +22,18 @@ from bench import peak_rss_mb
 from bench.ingest import drop_database, fresh_database
 
 IMPORT_PROBE = (
-    "import time; t = time.perf_counter(); import iotpipe.handlers.ingest; "
-    "print(time.perf_counter() - t)"
+    "import time; t = time.perf_counter(); import {module}; print(time.perf_counter() - t)"
 )
 
 
-def cold_import_seconds(runs: int) -> float:
+def cold_import_seconds(module: str, runs: int) -> float:
     samples = []
     for _ in range(runs):
         out = subprocess.run(
-            [sys.executable, "-c", IMPORT_PROBE], check=True, capture_output=True, text=True
+            [sys.executable, "-c", IMPORT_PROBE.format(module=module)],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout
         samples.append(float(out.strip().splitlines()[-1]))
     return statistics.median(samples)
@@ -62,7 +64,9 @@ def main() -> None:
     from iotpipe.local.stack import LocalStack
     from iotpipe.sample import write_sample
 
-    print(f"cold import of iotpipe.handlers.ingest: {cold_import_seconds(5):.2f} s (median of 5)")
+    for module in ("iotpipe.handlers.ingest", "iotpipe.handlers.retrieve"):
+        seconds = cold_import_seconds(module, 5)
+        print(f"cold import of {module}: {seconds:.2f} s (median of 5)")
     args.dir.mkdir(parents=True, exist_ok=True)
     stack = LocalStack().start()
     try:

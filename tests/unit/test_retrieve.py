@@ -121,3 +121,41 @@ def test_unknown_device_is_an_empty_200_body(store: SQLiteStore) -> None:
         },
         "next_cursor": None,
     }
+
+
+def test_pages_are_cut_by_bytes_and_the_cursor_continues(
+    store: SQLiteStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iotpipe import retrieve as retrieve_module
+    from iotpipe.ingest import IngestOptions, ingest_object
+    from iotpipe.sample import write_sample
+    from iotpipe.sources import local_object
+
+    path = tmp_path / "s.csv"
+    truth = write_sample(path, 600, devices=1, seed=9, keep_rows=True)
+    ingest_object(
+        lambda: path.open("rb"),
+        local_object(path),
+        ACME,
+        store,
+        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
+    )
+    monkeypatch.setattr(retrieve_module, "MAX_ROWS_BYTES", 4000)  # about 15 rows of JSON
+    codec = CursorCodec("k")
+    params = {"device_id": "dev-00000", "start": "2000-01-01", "end": "2030-01-01", "limit": "500"}
+    seen: list[str] = []
+    pages = 0
+    while True:
+        query, contract = parse_query(
+            params, default_dataset="acme_usage", store=store, cursors=codec
+        )
+        body = retrieve(query, contract, store, codec)
+        pages += 1
+        assert len(json.dumps(body["rows"])) <= 4000 + 400  # one row may straddle the limit
+        seen += [r["timestamp"] for r in body["rows"]]
+        if not body["next_cursor"]:
+            break
+        params["cursor"] = body["next_cursor"]
+    assert truth.rows is not None
+    assert seen == sorted(iso_z(k[1]) for k in truth.rows)
+    assert pages > len(truth.rows) // 20

@@ -1,0 +1,173 @@
+"""Retrieval latency on a 10k-row range, with the table at 1M and 10M rows (MariaDB).
+
+In the same run, for the same device and range:
+
+1. ``iotpipe``: the retrieval handler, direct invocation, warm (count + stats of the whole
+   range + the first page of 1,000 rows, serialised);
+2. ``baseline``: a bare indexed ``SELECT`` of the range's rows plus Python's ``statistics``
+   (fmean, median, min, max) over each numeric column.
+
+Median of 20 runs each. Usage::
+
+    .venv/bin/python -m bench.retrieve --sizes 1000000,10000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from typing import Any
+
+import polars as pl
+import pymysql
+
+from bench.ingest import drop_database, fresh_database
+from iotpipe import bootstrap
+from iotpipe.contract import load_contract
+from iotpipe.storage.base import quote
+from iotpipe.storage.mysql import write_load_csv
+
+ROWS_PER_DEVICE = 10_000
+CHUNK = 1_000_000
+START = dt.datetime(2024, 1, 1)
+
+
+def fill(url: str, rows: int) -> None:
+    contract = load_contract("acme_usage")
+    store = bootstrap.build_store(url)
+    store.ensure_schema(contract)
+    store.close()
+    conn = pymysql.connect(
+        host="127.0.0.1",
+        user="root",
+        password="",
+        database=url.rsplit("/", 1)[1],
+        local_infile=True,
+    )
+    names = ", ".join(quote(c) for c in contract.output_columns)
+    for offset in range(0, rows, CHUNK):
+        n = min(CHUNK, rows - offset)
+        i = pl.col("i")
+        fields = {f.name for f in contract.fields}
+        encoded = [c for c in contract.output_columns[2:] if c not in fields]
+        frame = pl.DataFrame({"i": pl.int_range(offset, offset + n, eager=True)}).select(
+            pl.format("dev-{}", (i // ROWS_PER_DEVICE).cast(pl.String).str.zfill(5)).alias(
+                "device_id"
+            ),
+            (pl.lit(START) + pl.duration(seconds=(i % ROWS_PER_DEVICE) * 60)).alias("ts"),
+            *(
+                pl.lit(None, dtype=pl.String).alias(c)
+                for c in ("device_type", "firmware_version", "region", "status")
+            ),
+            ((i * 7919 % 1000) / 10).alias("battery_pct"),
+            ((i * 104729 % 1250) / 10 - 40).alias("temperature_c"),
+            ((i * 1299709 % 500000) / 100).alias("power_w"),
+            ((i * 15485863 % 14400) / 10).alias("usage_minutes"),
+            (-(i * 32452843 % 1300) / 10).alias("signal_dbm"),
+            (i * 49979687 % 7).alias("error_count"),
+            *(
+                pl.lit(None, dtype=pl.Int32).alias(c)
+                if c.endswith("_code")
+                else pl.lit(0, dtype=pl.Int8).alias(c)
+                for c in encoded
+            ),
+        )
+        with tempfile.NamedTemporaryFile(suffix=".csv") as chunk:
+            write_load_csv(frame, chunk.name)
+            with conn.cursor() as cur:
+                cur.execute(
+                    f"LOAD DATA LOCAL INFILE %s INTO TABLE device_usage CHARACTER SET utf8mb4 "
+                    "FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' ESCAPED BY '' "
+                    f"LINES TERMINATED BY '\\n' ({names})",
+                    (chunk.name,),
+                )
+            conn.commit()
+    with conn.cursor() as cur:
+        cur.execute("ANALYZE TABLE device_usage")
+    conn.close()
+
+
+def time_median(fn: Any, runs: int = 20) -> float:
+    fn()  # warm
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def measure(url: str, size: int) -> tuple[float, float]:
+    from iotpipe.handlers.retrieve import handler
+    from iotpipe.local.stack import LocalContext
+
+    os.environ["IOTPIPE_DATABASE_URL"] = url
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    bootstrap.use_retrieve_runtime(None)
+    device = f"dev-{size // ROWS_PER_DEVICE // 2:05d}"  # a device in the middle of the table
+    end = START + dt.timedelta(seconds=(ROWS_PER_DEVICE - 1) * 60)
+    event = {
+        "device_id": device,
+        "date_range": {"start": START.isoformat(), "end": end.isoformat()},
+    }
+
+    def ours() -> None:
+        body = handler(event, LocalContext())
+        assert body["count"] == ROWS_PER_DEVICE
+        json.dumps(body)
+
+    contract = load_contract("acme_usage")
+    numeric = [f.name for f in contract.numeric_fields]
+    columns = ["ts", *(f.name for f in contract.fields)]
+    conn = pymysql.connect(
+        host="127.0.0.1", user="root", password="", database=url.rsplit("/", 1)[1]
+    )
+
+    def baseline() -> None:
+        with conn.cursor() as cur:
+            cur.execute(
+                f"SELECT {', '.join(quote(c) for c in columns)} FROM device_usage "
+                "WHERE device_id = %s AND ts BETWEEN %s AND %s ORDER BY ts",
+                (device, START, end),
+            )
+            rows = cur.fetchall()
+        conn.commit()
+        assert len(rows) == ROWS_PER_DEVICE
+        for name in numeric:
+            values = [r[columns.index(name)] for r in rows if r[columns.index(name)] is not None]
+            (statistics.fmean(values), statistics.median(values), min(values), max(values))
+
+    result = time_median(ours), time_median(baseline)
+    conn.close()
+    bootstrap.use_retrieve_runtime(None)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="1000000,10000000")
+    args = parser.parse_args()
+    print("| table rows | iotpipe s | bare SELECT + statistics s | ratio |")
+    print("|---:|---:|---:|---:|")
+    for size in (int(s) for s in args.sizes.split(",")):
+        name = "iotpipe_bench_retrieve"
+        url = fresh_database(name)
+        try:
+            started = time.perf_counter()
+            fill(url, size)
+            filled = time.perf_counter() - started
+            ours, base = measure(url, size)
+        finally:
+            drop_database(name)
+        print(f"| {size:,} | {ours:.4f} | {base:.4f} | {ours / base:.2f} |")
+        print(f"(table of {size:,} rows filled in {filled:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
