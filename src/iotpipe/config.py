@@ -27,6 +27,9 @@ ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
 # Only for local use: deployments set IOTPIPE_CURSOR_SECRET (the template generates one).
 DEV_CURSOR_SECRET = "iotpipe-local-cursor-secret"
 DEFAULT_CONTRACT = "acme_usage"
+# What a deployed function needs set (template.yaml sets them; a test checks it does).
+LAMBDA_ENV = (ENV_DB_SECRET_ARN, ENV_DB_HOST, ENV_DB_PORT, ENV_DB_NAME, ENV_CONTRACT)
+RETRIEVE_LAMBDA_ENV = (*LAMBDA_ENV, ENV_CURSOR_SECRET)
 DEFAULT_SQLITE_PATH = Path("iotpipe.db")  # in the working directory
 
 
