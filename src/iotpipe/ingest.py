@@ -210,6 +210,11 @@ def ingest_object(
                 report = IngestReport(status="skipped", source=ref.source, contract=contract.name)
                 break
             continue
+        except Exception as exc:
+            # Not the file's fault and not worth retrying here (a full disk for the rejects,
+            # a bug): the load rolled back; the ledger says so, and the delivery is retried.
+            _fail_quietly(store, claim, f"{type(exc).__name__}: {exc}")
+            raise
         break
     report.seconds = time.perf_counter() - started
     return report

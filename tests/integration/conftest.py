@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from iotpipe.contract import DataContract
+from iotpipe.local.stack import LocalStack
 from iotpipe.storage.sqlite import sqlite_path
 
 _counter = iter(range(1_000_000))
@@ -115,3 +116,24 @@ def _sqlite_value(column: str, value: Any) -> Any:
     if column == "ts" and isinstance(value, str):
         return dt.datetime.strptime(value, "%Y-%m-%d %H:%M:%S.%f")
     return value
+
+
+@pytest.fixture
+def stack(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
+    """moto's S3 + SQS server on 127.0.0.1 with iotpipe's bucket, queues and notification."""
+    monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
+    for name in (
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    local = LocalStack().start()
+    try:
+        yield local
+    finally:
+        local.stop()
+        for name in ("AWS_ENDPOINT_URL",):
+            os.environ.pop(name, None)

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,26 +30,6 @@ from tests.integration.test_mysql_faults import KillingStore
 
 ACME = load_contract("acme_usage")
 ODD_KEY = "incoming/acme usage + 2024 é/part 1.csv.gz"
-
-
-@pytest.fixture
-def stack(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalStack]:
-    monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
-    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "true")
-    for name in (
-        "AWS_ENDPOINT_URL",
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_DEFAULT_REGION",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    local = LocalStack().start()
-    try:
-        yield local
-    finally:
-        local.stop()
-        for name in ("AWS_ENDPOINT_URL",):
-            os.environ.pop(name, None)
 
 
 def expected(truth: SampleTruth) -> list[tuple[Any, ...]]:

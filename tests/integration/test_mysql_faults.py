@@ -36,13 +36,16 @@ class KillingStore(MySQLStore):
         super()._bulk_upsert(cursor, contract, rows)
         self.batches += 1
         if self.batches == self.kill_after:
-            admin = mariadb()
-            try:
-                with admin.cursor() as cur:
-                    cur.execute(f"KILL {int(cursor.connection.thread_id())}")
-            finally:
-                admin.close()
-            self.killed += 1
+            self.kill(cursor)
+
+    def kill(self, cursor: Any) -> None:
+        admin = mariadb()
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"KILL {int(cursor.connection.thread_id())}")
+        finally:
+            admin.close()
+        self.killed += 1
 
 
 def run(store: MySQLStore, path: Path, **options: Any) -> Any:

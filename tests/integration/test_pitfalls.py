@@ -1,0 +1,132 @@
+"""Known pitfalls of this kind of pipeline, each a test a naive implementation fails.
+
+Others live next to the feature they guard (see docs/testing.md for the whole map).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from iotpipe import bootstrap
+from iotpipe.contract import load_contract
+from iotpipe.handlers.retrieve import handler as retrieve_handler
+from iotpipe.ingest import IngestOptions, ingest_object
+from iotpipe.local.server import http_api_event
+from iotpipe.local.stack import LocalContext, LocalStack, Poller
+from iotpipe.sample import write_sample
+from iotpipe.sources import local_object
+from tests.integration.conftest import fetch_all, mariadb, scalar
+
+ACME = load_contract("acme_usage")
+
+
+def test_keys_with_plus_space_and_percent(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    # S3 notifications send "a+b c%d" as "a%2Bb+c%25d": decoding only '+' or only '%', or
+    # only the first record, loads the wrong key or none.
+    keys = ["incoming/a+b c%20d 100%.csv", "incoming/x+y.csv", "incoming/sp ace.csv"]
+    for n, key in enumerate(keys):
+        path = tmp_path / f"{n}.csv"
+        write_sample(path, 500, seed=80 + n)
+        stack.upload(str(path), key)
+    Poller(stack).drain()
+    loaded = fetch_all(mariadb_url, "SELECT source, status FROM iotpipe_ledger ORDER BY source")
+    assert loaded == sorted((f"s3://{stack.bucket}/{k}", "loaded") for k in keys)
+
+
+def test_pymysql_with_connect_does_not_commit_but_a_load_does(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    database = mariadb_url.rsplit("/", 1)[1]
+    # The pitfall: "with connect() as c" only closes; the insert is rolled back.
+    with mariadb(database, autocommit=False) as naive, naive.cursor() as cur:
+        cur.execute("CREATE TABLE t (x INT)")  # DDL commits on its own
+        cur.execute("INSERT INTO t VALUES (1)")
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM t") == 0
+    # Our loads commit: a separate connection sees every row.
+    path = tmp_path / "c.csv"
+    truth = write_sample(path, 2000, seed=85)
+    store = bootstrap.build_store(mariadb_url)
+    ingest_object(
+        lambda: path.open("rb"),
+        local_object(path),
+        ACME,
+        store,
+        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
+    )
+    store.close()
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == truth.rows_valid
+
+
+def _threads_connected() -> int:
+    conn = mariadb()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
+            return int(cur.fetchone()[1])
+    finally:
+        conn.close()
+
+
+def test_decimal_datetime_and_connections_across_warm_invocations(
+    mariadb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
+    path = tmp_path / "w.csv"
+    write_sample(path, 3000, devices=2, seed=86)
+    store = bootstrap.build_store(mariadb_url)
+    ingest_object(
+        lambda: path.open("rb"),
+        local_object(path),
+        ACME,
+        store,
+        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
+    )
+    store.close()
+    bootstrap.use_retrieve_runtime(None)
+    before = _threads_connected()
+    event = http_api_event(
+        "/devices/dev-00001/readings", "start=2024-01-01&end=2024-01-03&limit=200"
+    )
+    assert event is not None
+    bodies = []
+    for _ in range(30):  # warm invocations of one container
+        response = retrieve_handler(event, LocalContext())
+        assert response["statusCode"] == 200
+        bodies.append(json.loads(response["body"]))
+    # One connection for all of them (a naive handler opens one per call: "too many connections").
+    assert _threads_connected() - before <= 1
+    body = bodies[-1]
+    # MySQL returns AVG(BIGINT) as Decimal and DATETIME as datetime: neither may leak.
+    for stat in body["stats"].values():
+        for key in ("mean", "median", "min", "max"):
+            assert stat[key] is None or (type(stat[key]) is float and math.isfinite(stat[key]))
+    for row in body["rows"]:
+        assert row["timestamp"].endswith("Z")
+        assert all(type(v) in (str, int, float, bool, type(None)) for v in row.values())
+    json.dumps(body, allow_nan=False)
+    bootstrap.use_retrieve_runtime(None)
+
+
+def test_ingest_warm_invocations_reuse_their_connections(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    poller = Poller(stack)
+    path = tmp_path / "first.csv"
+    write_sample(path, 300, seed=87)
+    stack.upload(str(path), "incoming/first.csv")
+    poller.drain()  # the container is warm now: its connections are open
+    before = _threads_connected()
+    for n in range(5):
+        path = tmp_path / f"{n}.csv"
+        write_sample(path, 300, seed=88 + n)
+        stack.upload(str(path), f"incoming/warm-{n}.csv")
+        poller.drain(idle_polls=1)
+    assert _threads_connected() - before <= 0
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM iotpipe_ledger WHERE status = 'loaded'") == 6
