@@ -81,7 +81,11 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
     store = build_store(url)
     store.ensure_schema(contract)
     started = time.perf_counter()
-    if mode == "iotpipe":
+    if mode == "awswrangler":
+        from bench.wrangler_baseline import clean, load
+
+        rows = load(clean(path), url.rsplit("/", 1)[1])
+    elif mode == "iotpipe":
         from iotpipe.ingest import ingest_object
         from iotpipe.sources import local_object
 
@@ -171,7 +175,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/iotpipe-bench"))
-    parser.add_argument("--modes", default="iotpipe,load_data,executemany")
+    parser.add_argument("--modes", default="iotpipe,awswrangler,load_data,executemany")
+    parser.add_argument("--gzip", action="store_true", help="the messy file gzipped")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
@@ -183,7 +188,7 @@ def main() -> None:
     from iotpipe.sample import write_sample
 
     args.dir.mkdir(parents=True, exist_ok=True)
-    messy = args.dir / f"acme_{args.rows}.csv"
+    messy = args.dir / f"acme_{args.rows}.csv{'.gz' if args.gzip else ''}"
     if not messy.exists():
         write_sample(messy, args.rows, devices=200, seed=1)
     clean = args.dir / f"acme_{args.rows}.clean.csv"
@@ -191,7 +196,7 @@ def main() -> None:
         prepare_clean_csv(messy, clean)
     results: dict[str, dict[str, float]] = {}
     for mode in args.modes.split(","):
-        source = messy if mode == "iotpipe" else clean
+        source = messy if mode in ("iotpipe", "awswrangler") else clean
         results[mode] = measure(mode, source, f"iotpipe_bench_{mode}")
         r = results[mode]
         print(f"{mode}: {r['rows']:,.0f} rows in {r['seconds']:.2f} s", file=sys.stderr)
@@ -199,14 +204,20 @@ def main() -> None:
         f"# {platform.node()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
         f"{args.rows:,} generated rows ({messy.stat().st_size / 1e6:,.0f} MB)"
     )
-    print("| method | rows stored | seconds | rows/s | vs LOAD DATA | peak RSS MB |")
-    print("|---|---:|---:|---:|---:|---:|")
-    limit = results.get("load_data")
+    print(
+        "| method | rows stored | seconds | rows/s | vs LOAD DATA | vs awswrangler | peak RSS MB |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|")
+
+    def rate_of(mode: str) -> float:
+        r = results.get(mode)
+        return r["rows"] / r["seconds"] if r else float("nan")
+
     for mode, r in results.items():
-        rate = r["rows"] / r["seconds"]
-        ratio = rate / (limit["rows"] / limit["seconds"]) if limit else float("nan")
+        rate = rate_of(mode)
         print(
-            f"| {mode} | {r['rows']:,.0f} | {r['seconds']:.2f} | {rate:,.0f} | {ratio:.2f} "
+            f"| {mode} | {r['rows']:,.0f} | {r['seconds']:.2f} | {rate:,.0f} "
+            f"| {rate / rate_of('load_data'):.2f} | {rate / rate_of('awswrangler'):.2f} "
             f"| {r['peak_rss_mb']:.0f} |"
         )
 

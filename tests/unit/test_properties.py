@@ -7,6 +7,7 @@ import io
 import json
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -222,3 +223,19 @@ def test_polars_chunks_read_exactly_like_the_csv_module(
     assert fast[0] == slow[0]
     assert fast[1] == slow[1]
     assert fast[2] == slow[2]
+
+
+@pytest.mark.slow
+@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(csv_files(), st.integers(min_value=1, max_value=50))
+def test_polars_chunks_equal_the_csv_module_long(
+    file: tuple[bytes, int, bool], batch_rows: int
+) -> None:
+    test_polars_chunks_read_exactly_like_the_csv_module.hypothesis.inner_test(file, batch_rows)  # type: ignore[attr-defined]
+
+
+@pytest.mark.slow
+@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(csv_files(), st.integers(min_value=1, max_value=50))
+def test_csv_every_row_accounted_long(file: tuple[bytes, int, bool], batch_rows: int) -> None:
+    test_csv_every_row_accounted.hypothesis.inner_test(file, batch_rows)  # type: ignore[attr-defined]
