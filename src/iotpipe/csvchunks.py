@@ -146,13 +146,17 @@ def parse_chunk(
         return None  # an unterminated quoted field: the csv module decides what it means
     if parity[1]:
         # A quoted newline: a line whose preceding quotes are odd continues the record above.
+        # Only the few records that span lines go through the (costly) group-by.
         before = pl.col("__q").cum_sum() - pl.col("__q")
-        lines = (
-            lines.with_columns(((before % 2) == 0).cum_sum().alias("__record"))
+        lines = lines.with_columns(((before % 2) == 0).cum_sum().alias("__record"))
+        spans = pl.col("__record").is_duplicated()
+        joined = (
+            lines.filter(spans)
             .group_by("__record", maintain_order=True)
             .agg(pl.col("__line").first(), pl.col("__raw").str.join("\n"))
-            .drop("__record")
         )
+        single = lines.filter(~spans).select("__record", "__line", "__raw")
+        lines = pl.concat([single, joined]).sort("__record").drop("__record")
     lines = lines.select(pl.col("__line"), pl.col("__raw").str.strip_chars_end("\r")).filter(
         # Blank as the csv module sees it: no delimiter and nothing but whitespace.
         (pl.col("__raw").str.strip_chars() != "")

@@ -128,8 +128,8 @@ def test_concurrent_ingests_share_one_set_of_codes(store_url: str, tmp_path: Pat
         t.start()
     for t in threads:
         t.join()
-    assert not errors
-    assert [r.status for r in results] == ["loaded", "loaded"]
+    assert not errors, errors
+    assert [r.status for r in results] == ["loaded", "loaded"], [r.to_dict() for r in results]
     categories = _categories(store_url)
     by_value = {(c, v) for c, v, _ in categories}
     by_code = {(c, code) for c, _, code in categories}

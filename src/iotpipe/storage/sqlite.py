@@ -60,6 +60,9 @@ class SQLiteStore(SqlStore):
         The database file (created when missing).
     """
 
+    # Writers queue for SQLite's single write lock; give a "locked" answer more patience.
+    transient_retries = 10
+
     def __init__(self, path: Path) -> None:
         super().__init__()
         self.path = path
