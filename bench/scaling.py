@@ -9,38 +9,9 @@ child's VmHWM). Writes a table to stdout and a plot to docs/scaling.png. Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import subprocess
-import sys
 from pathlib import Path
 
-from bench.ingest import drop_database, fresh_database
-
-
-def run(path: Path) -> dict[str, float]:
-    name = "iotpipe_bench_scaling"
-    url = fresh_database(name)
-    try:
-        out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.ingest",
-                "--child",
-                "iotpipe",
-                "--path",
-                str(path),
-                "--url",
-                url,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-    finally:
-        drop_database(name)
-    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return result
+from bench.ingest import measure
 
 
 def plot(points: list[tuple[int, dict[str, float]]], target: Path) -> None:
@@ -76,7 +47,7 @@ def main() -> None:
         path = args.dir / f"acme_{rows}.csv"
         if not path.exists():
             write_sample(path, rows, devices=200, seed=1)
-        points.append((rows, run(path)))
+        points.append((rows, measure("iotpipe", path, "iotpipe_bench_scaling")))
     base = points[0][1]
     print("| generated rows | rows stored | seconds | x time | peak RSS MB | x RSS |")
     print("|---:|---:|---:|---:|---:|---:|")

@@ -20,6 +20,30 @@ from iotpipe.local.stack import LocalStack
 from iotpipe.storage.sqlite import sqlite_path
 
 _counter = iter(range(1_000_000))
+SAMPLE_NOW = dt.datetime(2025, 1, 1)
+
+
+def load_sample(url: str, path: Path, rows: int, *, devices: int = 20, seed: int = 0) -> Any:
+    """Generate a sample file, ingest it into the store at ``url``, return its truth."""
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import load_contract
+    from iotpipe.ingest import IngestOptions, ingest_object
+    from iotpipe.sample import write_sample
+    from iotpipe.sources import local_object
+
+    truth = write_sample(path, rows, devices=devices, seed=seed, keep_rows=True)
+    store = build_store(url)
+    try:
+        ingest_object(
+            lambda: path.open("rb"),
+            local_object(path),
+            load_contract("acme_usage"),
+            store,
+            options=IngestOptions(now=SAMPLE_NOW),
+        )
+    finally:
+        store.close()
+    return truth
 
 
 def mariadb(database: str = "test", autocommit: bool = True) -> Any:

@@ -4,7 +4,6 @@ right numbers, and paging moves through the rows."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import statistics
 import urllib.request
@@ -14,14 +13,12 @@ from typing import Any
 
 import pytest
 
-from iotpipe import bootstrap
 from iotpipe.contract import load_contract
-from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.local.server import ReadingsServer
 from iotpipe.local.stack import free_port
 from iotpipe.retrieve import iso_z
-from iotpipe.sample import SampleTruth, write_sample
-from iotpipe.sources import local_object
+from iotpipe.sample import SampleTruth
+from tests.integration.conftest import load_sample
 
 CHROMIUM = Path("/usr/bin/chromium")
 ACME = load_contract("acme_usage")
@@ -44,16 +41,7 @@ def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[st
     url = f"sqlite:///{tmp_path}/page.db"
     monkeypatch.setenv("IOTPIPE_DATABASE_URL", url)
     path = tmp_path / "p.csv"
-    truth = write_sample(path, 6000, devices=2, seed=61, keep_rows=True)
-    store = bootstrap.build_store(url)
-    ingest_object(
-        lambda: path.open("rb"),
-        local_object(path),
-        ACME,
-        store,
-        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
-    )
-    store.close()
+    truth = load_sample(url, path, 6000, devices=2, seed=61)
     server = ReadingsServer("127.0.0.1", free_port(), quiet=True).start_in_thread()
     try:
         yield server.url, truth

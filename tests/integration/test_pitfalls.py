@@ -5,7 +5,6 @@ Others live next to the feature they guard (see docs/testing.md for the whole ma
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import math
 from pathlib import Path
@@ -15,12 +14,10 @@ import pytest
 from iotpipe import bootstrap
 from iotpipe.contract import load_contract
 from iotpipe.handlers.retrieve import handler as retrieve_handler
-from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.local.server import http_api_event
 from iotpipe.local.stack import LocalContext, LocalStack, Poller
 from iotpipe.sample import write_sample
-from iotpipe.sources import local_object
-from tests.integration.conftest import fetch_all, mariadb, scalar
+from tests.integration.conftest import fetch_all, load_sample, mariadb, scalar
 
 ACME = load_contract("acme_usage")
 
@@ -51,16 +48,7 @@ def test_pymysql_with_connect_does_not_commit_but_a_load_does(
     assert scalar(mariadb_url, "SELECT COUNT(*) FROM t") == 0
     # Our loads commit: a separate connection sees every row.
     path = tmp_path / "c.csv"
-    truth = write_sample(path, 2000, seed=85)
-    store = bootstrap.build_store(mariadb_url)
-    ingest_object(
-        lambda: path.open("rb"),
-        local_object(path),
-        ACME,
-        store,
-        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
-    )
-    store.close()
+    truth = load_sample(mariadb_url, path, 2000, seed=85)
     assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == truth.rows_valid
 
 
@@ -79,16 +67,7 @@ def test_decimal_datetime_and_connections_across_warm_invocations(
 ) -> None:
     monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
     path = tmp_path / "w.csv"
-    write_sample(path, 3000, devices=2, seed=86)
-    store = bootstrap.build_store(mariadb_url)
-    ingest_object(
-        lambda: path.open("rb"),
-        local_object(path),
-        ACME,
-        store,
-        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
-    )
-    store.close()
+    load_sample(mariadb_url, path, 3000, devices=2, seed=86)
     bootstrap.use_retrieve_runtime(None)
     before = _threads_connected()
     event = http_api_event(

@@ -19,12 +19,11 @@ from iotpipe import bootstrap
 from iotpipe.contract import load_contract
 from iotpipe.errors import InvalidQueryError
 from iotpipe.handlers.retrieve import handler
-from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.local.server import http_api_event
 from iotpipe.local.stack import LocalContext
 from iotpipe.retrieve import iso_z
-from iotpipe.sample import SampleTruth, write_sample
-from iotpipe.sources import local_object
+from iotpipe.sample import SampleTruth
+from tests.integration.conftest import load_sample
 
 ACME = load_contract("acme_usage")
 SPEC = yaml.safe_load((Path(__file__).resolve().parents[2] / "openapi.yaml").read_text())
@@ -52,16 +51,7 @@ def loaded(
     monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
     monkeypatch.setenv("IOTPIPE_CURSOR_SECRET", "test-secret")
     path = tmp_path / "r.csv"
-    truth = write_sample(path, 12_000, devices=3, seed=51, keep_rows=True)
-    store = bootstrap.build_store(mariadb_url)
-    ingest_object(
-        lambda: path.open("rb"),
-        local_object(path),
-        ACME,
-        store,
-        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
-    )
-    store.close()
+    truth = load_sample(mariadb_url, path, 12_000, devices=3, seed=51)
     bootstrap.use_retrieve_runtime(None)
     yield truth
     bootstrap.use_retrieve_runtime(None)
@@ -125,16 +115,7 @@ def test_fifty_thousand_rows_stay_under_6_mb(
 ) -> None:
     monkeypatch.setenv("IOTPIPE_DATABASE_URL", mariadb_url)
     path = tmp_path / "big.csv"
-    truth = write_sample(path, 60_000, devices=1, seed=52, keep_rows=True)
-    store = bootstrap.build_store(mariadb_url)
-    ingest_object(
-        lambda: path.open("rb"),
-        local_object(path),
-        ACME,
-        store,
-        options=IngestOptions(now=dt.datetime(2025, 1, 1)),
-    )
-    store.close()
+    truth = load_sample(mariadb_url, path, 60_000, devices=1, seed=52)
     bootstrap.use_retrieve_runtime(None)
     assert truth.rows is not None and len(truth.rows) >= 50_000
     event = http_api_event(
