@@ -65,7 +65,7 @@ def _data_commands(sub: Any) -> None:
     p.set_defaults(run=_validate)
 
     p = sub.add_parser("ingest", help="clean, encode and load a file into the database")
-    p.add_argument("source", help="a local file (CSV, NDJSON or Parquet; gzip or not)")
+    p.add_argument("source", help="a local file or s3://bucket/key (CSV, NDJSON, Parquet; gzip)")
     p.add_argument("--contract", default=None, help="contract YAML path or shipped name")
     p.add_argument("--database-url", default=None, help="mysql://... or sqlite:///... URL")
     p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
@@ -175,7 +175,7 @@ def _ingest(args: argparse.Namespace) -> int:
     contract = resolve_contract(args.contract)
     path = Path(args.source)
     if args.source.startswith("s3://"):
-        raise IotpipeError("s3:// sources are not supported by this version; give a local path")
+        return _ingest_s3(args, contract)
     if not path.is_file():
         raise IotpipeError(f"no such file: {path}")
     store = build_store(database_url(args.database_url))
@@ -201,6 +201,33 @@ def _ingest(args: argparse.Namespace) -> int:
     body = report.to_dict()
     print(json.dumps(body) if args.json else format_report(body))
     return EXIT_OK if report.status != "failed" else EXIT_FAILED
+
+
+def _ingest_s3(args: argparse.Namespace, contract: Any) -> int:
+    """Ingest ``s3://bucket/key`` as the Lambda would: rejects and report go back to S3."""
+    from iotpipe.aws.s3 import OutputPrefixes, S3Objects
+    from iotpipe.bootstrap import aws_client, build_store, database_url
+    from iotpipe.config import Settings
+    from iotpipe.errors import FileFailedError
+    from iotpipe.ingest import AnnouncedObject, ingest_announced
+
+    bucket, _, key = args.source.removeprefix("s3://").partition("/")
+    if not bucket or not key:
+        raise IotpipeError(f"not an s3://bucket/key URL: {args.source}")
+    settings = Settings.from_env()
+    prefixes = OutputPrefixes(
+        settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
+    )
+    objects = S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
+    store = build_store(database_url(args.database_url, settings))
+    try:
+        body = ingest_announced(AnnouncedObject(bucket, key), contract, store, objects).to_dict()
+    except FileFailedError as exc:  # quarantined; its report is in S3 too
+        body = exc.report or {"status": "failed", "error": str(exc)}
+    finally:
+        store.close()
+    print(json.dumps(body) if args.json or "rows_read" not in body else format_report(body))
+    return EXIT_OK if body["status"] != "failed" else EXIT_FAILED
 
 
 class _ProgressLine:

@@ -5,6 +5,8 @@ Drivers (handlers, CLI) map these to exit codes or HTTP statuses by type, never 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class IotpipeError(Exception):
     """Base class of every error iotpipe raises on purpose."""
@@ -44,6 +46,10 @@ class SourceReadError(IotpipeError):
 
 class FileFailedError(IotpipeError):
     """A file as a whole cannot be loaded; it was quarantined and the ledger says failed."""
+
+    def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.report = report
 
 
 class StorageError(IotpipeError):

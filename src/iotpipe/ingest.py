@@ -326,7 +326,7 @@ def ingest_announced(
         if report.status != "skipped":
             report.outputs["report"] = objects.write_report(obj.bucket, obj.key, report.to_dict())
         if report.status == "failed":
-            raise FileFailedError(f"s3://{obj.bucket}/{obj.key}: {report.error}")
+            raise FileFailedError(f"s3://{obj.bucket}/{obj.key}: {report.error}", report.to_dict())
         return report
     finally:
         sink.close()

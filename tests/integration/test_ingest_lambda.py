@@ -271,3 +271,39 @@ def test_eventbridge_invocation(stack: LocalStack, mariadb_url: str, tmp_path: P
     assert handler(event, LocalContext())["status"] == "ok"
     assert table_rows(mariadb_url, ACME) == expected(truth)
     assert isinstance(scalar(mariadb_url, "SELECT finished_at FROM iotpipe_ledger"), dt.datetime)
+
+
+def test_cli_ingests_an_s3_url(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from iotpipe.cli import main
+
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    path = tmp_path / "cli.csv.gz"
+    truth = write_sample(path, 3000, seed=47, keep_rows=True)
+    key = "incoming/cli + upload.csv.gz"
+    stack.upload(str(path), key)
+    assert (
+        main(["ingest", f"s3://{stack.bucket}/{key}", "--database-url", mariadb_url, "--json"]) == 0
+    )
+    body = json.loads(capsys.readouterr().out)
+    assert body["status"] == "loaded" and body["rows_loaded"] == truth.rows_valid
+    assert body["outputs"]["report"] == f"s3://{stack.bucket}/reports/{key}.json"
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    s3.put_object(Bucket=stack.bucket, Key="incoming/junk.csv", Body=b"a,b\n1,2\n")
+    assert (
+        main(
+            [
+                "ingest",
+                f"s3://{stack.bucket}/incoming/junk.csv",
+                "--database-url",
+                mariadb_url,
+                "--json",
+            ]
+        )
+        == 1
+    )
+    failed = json.loads(capsys.readouterr().out)
+    assert failed["status"] == "failed" and "required column(s) missing" in failed["error"]
+    assert failed["outputs"]["quarantine"] == f"s3://{stack.bucket}/quarantine/incoming/junk.csv"
