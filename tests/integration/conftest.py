@@ -97,21 +97,10 @@ def table_rows(
     """Read a dataset table with plain SQL (independently of the store's own queries)."""
     columns = columns or ["device_id", "ts", *(f.name for f in contract.fields)]
     names = ", ".join(f"`{c}`" for c in columns)
-    sql = f"SELECT {names} FROM `{contract.table}` ORDER BY device_id, ts"
-    if url.startswith("sqlite"):
-        conn = sqlite3.connect(sqlite_path(url))
-        try:
-            rows = conn.execute(sql).fetchall()
-        finally:
-            conn.close()
+    rows = fetch_all(url, f"SELECT {names} FROM `{contract.table}` ORDER BY device_id, ts")
+    if url.startswith("sqlite"):  # SQLite keeps times as text
         return [tuple(_sqlite_value(c, v) for c, v in zip(columns, r, strict=True)) for r in rows]
-    conn = mariadb(url.rsplit("/", 1)[1])
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            return [tuple(r) for r in cur.fetchall()]
-    finally:
-        conn.close()
+    return rows
 
 
 def fetch_all(url: str, sql: str) -> list[tuple[Any, ...]]:
