@@ -266,6 +266,13 @@ class AnnouncedObject:
     version_id: str | None = None
     size: int | None = None
 
+    @property
+    def version(self) -> str | None:
+        """The ledger version: ETag, plus the version id on versioned buckets."""
+        if self.etag is None:
+            return None
+        return f"{self.etag}#{self.version_id}" if self.version_id else self.etag
+
 
 def ingest_announced(
     obj: AnnouncedObject,
@@ -302,11 +309,10 @@ def ingest_announced(
         The file cannot be loaded: the ledger says failed, the object was copied to the
         quarantine prefix and its report written.
     """
-    etag, version_id, size = obj.etag, obj.version_id, obj.size
-    if etag is None:
-        etag, version_id, size = objects.head(obj.bucket, obj.key)
-    version = f"{etag}#{version_id}" if version_id else etag
-    ref = ObjectRef(f"s3://{obj.bucket}/{obj.key}", version, size)
+    if obj.etag is None:  # not in the event (the CLI's s3:// URLs): ask S3
+        obj = AnnouncedObject(obj.bucket, obj.key, *objects.head(obj.bucket, obj.key))
+    version_id = obj.version_id
+    ref = ObjectRef(f"s3://{obj.bucket}/{obj.key}", obj.version or "", obj.size)
     sink = objects.rejects_sink(obj.bucket, obj.key)
     try:
         report = ingest_object(

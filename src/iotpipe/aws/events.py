@@ -17,6 +17,7 @@ from typing import Any, Literal
 from urllib.parse import unquote_plus
 
 from iotpipe.errors import IotpipeError
+from iotpipe.ingest import AnnouncedObject
 
 Shape = Literal["s3", "sqs", "eventbridge", "test"]
 
@@ -26,22 +27,10 @@ class EventShapeError(IotpipeError):
 
 
 @dataclass(frozen=True)
-class ObjectEvent:
-    """One created S3 object version."""
+class ObjectEvent(AnnouncedObject):
+    """One created S3 object version, as an event announced it."""
 
-    bucket: str
-    key: str
-    etag: str | None = None
-    version_id: str | None = None
-    size: int | None = None
     event_name: str = ""
-
-    @property
-    def version(self) -> str | None:
-        """The ledger version: ETag, plus the version id on versioned buckets."""
-        if self.etag is None:
-            return None
-        return f"{self.etag}#{self.version_id}" if self.version_id else self.etag
 
 
 @dataclass

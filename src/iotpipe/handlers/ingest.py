@@ -15,7 +15,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from iotpipe import bootstrap
 from iotpipe.aws.events import MessageGroup, decode_event
 from iotpipe.errors import FileFailedError, IotpipeError
-from iotpipe.ingest import AnnouncedObject, IngestOptions, ingest_announced
+from iotpipe.ingest import IngestOptions, ingest_announced
 
 logger = Logger(service="iotpipe-ingest")
 metrics = Metrics(namespace="iotpipe", service="ingest")
@@ -56,10 +56,9 @@ def _ingest_group(group: MessageGroup, context: Any) -> bool:
             remaining_seconds=remaining,
             batch_rows=runtime.settings.batch_rows,
         )
-        announced = AnnouncedObject(obj.bucket, obj.key, obj.etag, obj.version_id, obj.size)
         try:
             report = ingest_announced(
-                announced,
+                obj,
                 runtime.contract_for(obj.key),
                 runtime.store,
                 runtime.objects,
