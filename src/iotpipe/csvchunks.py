@@ -191,11 +191,13 @@ def _polars_rows(
 ) -> pl.DataFrame | None:
     if lines.height == 0:
         return _empty(names)
+    # A header line of our own first: Polars decompresses input that starts with a gzip,
+    # zlib or zstd magic number, and a record may begin with those bytes ("x^", say).
+    header = delimiter.join(names)
     body = lines.select(pl.col("__raw").str.join("\n")).item()
     frame = pl.read_csv(
-        body.encode("utf-8"),
-        has_header=False,
-        new_columns=names,
+        f"{header}\n{body}".encode(),
+        has_header=True,
         infer_schema=False,
         empty_string_is_null=False,
         separator=delimiter,

@@ -57,6 +57,18 @@ def test_csv_crlf_bom_quotes_newlines_and_blank_lines() -> None:
     assert batch.rows_read == 3
 
 
+@pytest.mark.parametrize("start", [b"x\x01", b"x^", b"\x1f\x8b", b"(\xb5/\xfd"])
+def test_a_record_starting_with_compression_magic_is_text(start: bytes) -> None:
+    # Polars decompresses bytes that start with a gzip/zlib/zstd magic number; the reader
+    # hands it whole records, any of which may start that way.
+    data = b"id,time,v,kind\n" + start + b",2024-01-01T00:00:00Z,1,a\nd2,2024-01-01,2,b\n"
+    c = contract(dialect={"encoding": "latin-1"})
+    for batch_rows in (1, 10):
+        batches, _ = read_all(data, c=c, batch_rows=batch_rows)
+        ids = [v for b in batches for v in b.columns["device_id"]]
+        assert ids == [start.decode("latin-1"), "d2"]
+
+
 def test_ragged_rows_are_rejected_not_fatal() -> None:
     data = b"id,time,v,kind\nd1,t,1,a\nd2,t\nd3,t,3,a,surplus\nd4,t,4,a,,\nd5,t,5,a\n"
     (batch,), _ = read_all(data)
