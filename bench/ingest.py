@@ -171,12 +171,23 @@ def measure(mode: str, path: Path, name: str) -> dict[str, float]:
     return result
 
 
+def _median_round(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The round with the median time (the lower middle one of an even count)."""
+    return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dir", type=Path, default=Path("/tmp/iotpipe-bench"))
     parser.add_argument("--modes", default="iotpipe,awswrangler,load_data,executemany")
     parser.add_argument("--gzip", action="store_true", help="the messy file gzipped")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="rounds of every mode, interleaved; the table reports each mode's median round",
+    )
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--path", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--url", default=None, help=argparse.SUPPRESS)
@@ -194,15 +205,21 @@ def main() -> None:
     clean = args.dir / f"acme_{args.rows}.clean.csv"
     if not clean.exists():
         prepare_clean_csv(messy, clean)
-    results: dict[str, dict[str, float]] = {}
-    for mode in args.modes.split(","):
-        source = messy if mode in ("iotpipe", "awswrangler") else clean
-        results[mode] = measure(mode, source, f"iotpipe_bench_{mode}")
-        r = results[mode]
-        print(f"{mode}: {r['rows']:,.0f} rows in {r['seconds']:.2f} s", file=sys.stderr)
+    rounds: dict[str, list[dict[str, float]]] = {}
+    for n in range(args.repeat):
+        for mode in args.modes.split(","):
+            source = messy if mode in ("iotpipe", "awswrangler") else clean
+            r = measure(mode, source, f"iotpipe_bench_{mode}")
+            rounds.setdefault(mode, []).append(r)
+            print(
+                f"round {n + 1}: {mode}: {r['rows']:,.0f} rows in {r['seconds']:.2f} s",
+                file=sys.stderr,
+            )
+    results = {mode: _median_round(runs) for mode, runs in rounds.items()}
     print(
         f"# {platform.node()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
-        f"{args.rows:,} generated rows ({messy.stat().st_size / 1e6:,.0f} MB)"
+        f"{args.rows:,} generated rows ({messy.stat().st_size / 1e6:,.0f} MB), "
+        f"median of {args.repeat} interleaved round(s)"
     )
     print(
         "| method | rows stored | seconds | rows/s | vs LOAD DATA | vs awswrangler | peak RSS MB |"

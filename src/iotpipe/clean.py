@@ -6,7 +6,8 @@ Polars expressions:
 - trim every value, turn missing markers into nulls, case-fold categoricals;
 - parse the timestamp (ISO 8601 with T or space, fraction, Z or offset; epoch seconds or
   milliseconds; ``YYYY/MM/DD HH:MM:SS``; composite parts), take naive times in the contract's
-  zone, and keep it as naive UTC;
+  zone, and keep it as naive UTC (`parse_timestamps`: a fast path for the canonical shapes,
+  the general parser for the rest);
 - reject a row (first matching reason wins) for: ``missing_device_id``, ``invalid_device_id``,
   ``missing_timestamp``, ``invalid_timestamp``, ``timestamp_out_of_range``, ``missing_value``
   (a required field), ``invalid_value`` (a field with ``on_invalid: reject``),
@@ -23,6 +24,9 @@ where ``rows_valid`` is the number of distinct keys (the rows that end up stored
 from __future__ import annotations
 
 import datetime as dt
+import functools
+import itertools
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,7 +51,11 @@ ISO_PATTERN = (
     r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
+# The shapes most files use: a subset of ISO_PATTERN that Polars' own strptime reads directly.
+CANONICAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?$"
 EPOCH_MS_THRESHOLD = 1e11  # above this an epoch number is milliseconds (1e11 s is year 5138)
+MAX_MARKER_SPELLINGS = 4096
+KELVIN_SIGN = "\u212a"
 MAX_LEVEL_KEYS = 1 << 20  # 16 MB per key-index level
 MAX_EXACT_INT = 2**53
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
@@ -108,14 +116,68 @@ def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
         )
     )
     with_offset = naive - pl.duration(minutes=offset_minutes)
+    return (
+        pl.when(raw.str.contains(EPOCH_PATTERN))
+        .then(_epoch(raw))
+        .when(tz.is_not_null())
+        .then(with_offset)
+        .otherwise(_as_utc(naive, timezone))
+    )
+
+
+def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
+    """Parse trimmed timestamp strings exactly as `timestamp_expr` does, faster.
+
+    Epoch numbers and the canonical ISO shapes (`CANONICAL_PATTERN`: what most files hold)
+    are read by Polars' strptime in one pass; only the rows that pass neither (other
+    layouts, and the invalid) go through the general parser. Each fast-path value equals
+    the general parser's for the same text (tests/unit/test_properties.py checks it), and
+    a fast-path null falls through to the general parser, so the result is the same.
+
+    Parameters
+    ----------
+    raw
+        Trimmed strings.
+    timezone
+        IANA zone of naive times (see `timestamp_expr`).
+
+    Returns
+    -------
+    pl.Series
+        Naive UTC ``Datetime('us')``, null where unparseable.
+    """
+    text = pl.col("raw")
+    spaced = text.str.replace("T", " ", literal=True, n=1)
+    aware = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us")
+    naive = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    frame = raw.alias("raw").to_frame()
+    fast = frame.select(
+        pl.when(text.str.contains(EPOCH_PATTERN))
+        .then(_epoch(text))
+        .when(text.str.contains(CANONICAL_PATTERN))
+        .then(pl.coalesce(_as_utc(naive, timezone), aware.dt.replace_time_zone(None)))
+        .alias(raw.name)
+    ).to_series()
+    rest = (fast.is_null() & raw.is_not_null()).arg_true()
+    if rest.len():
+        slow = frame[rest].select(timestamp_expr(text, timezone)).to_series()
+        fast = fast.scatter(rest, slow)
+    return fast
+
+
+def _as_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
+    """Naive local times in ``timezone`` as naive UTC (earlier instant when ambiguous)."""
     if timezone == UTC:
-        local = naive
-    else:
-        local = (
-            naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-            .dt.convert_time_zone(UTC)
-            .dt.replace_time_zone(None)
-        )
+        return naive
+    return (
+        naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone(UTC)
+        .dt.replace_time_zone(None)
+    )
+
+
+def _epoch(raw: pl.Expr) -> pl.Expr:
+    """Epoch seconds, or milliseconds above `EPOCH_MS_THRESHOLD`, as naive UTC."""
     number = raw.cast(pl.Float64, strict=False)
     micros = (
         pl.when(number.abs() >= EPOCH_MS_THRESHOLD)
@@ -124,14 +186,7 @@ def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
         .round(0)
         .cast(pl.Int64, strict=False)
     )
-    epoch = pl.from_epoch(micros, time_unit="us")
-    return (
-        pl.when(raw.str.contains(EPOCH_PATTERN))
-        .then(epoch)
-        .when(tz.is_not_null())
-        .then(with_offset)
-        .otherwise(local)
-    )
+    return pl.from_epoch(micros, time_unit="us")
 
 
 @dataclass
@@ -272,10 +327,10 @@ class Cleaner:
         counters = CleanCounters(rows_read=batch.rows_read)
         rejected = list(batch.rejected)
         frame = self._typed(self._raw_frame(batch))
+        # Details are text for people: built only for the rows rejected.
         bad = frame.filter(pl.col("__reason").is_not_null())
-        for line, index, reason, detail in bad.select(
-            "__line", "__idx", "__reason", "__detail"
-        ).iter_rows():
+        bad = bad.select("__line", "__idx", "__reason", self._detail_expr().alias("__detail"))
+        for line, index, reason, detail in bad.iter_rows():
             rejected.append(RejectedRow(line, reason, detail, batch.record_text(index)))
         for row in rejected:
             counters.reject_reasons[row.reason] += 1
@@ -314,28 +369,39 @@ class Cleaner:
         )
 
     def _typed(self, raw: pl.LazyFrame) -> pl.DataFrame:
-        # One lazy query per batch, so Polars shares the sub-expressions fields have in
+        # Timestamps first, eagerly (`parse_timestamps` picks the rows that need the general
+        # parser); then one lazy query, so Polars shares the sub-expressions fields have in
         # common (a parsed number feeds both its value and its validity, say).
         contract = self.contract
+        timezone = contract.timestamp.timezone
         ts_raw, ts_missing = self._timestamp_source()
-        values: list[pl.Expr] = [
-            pl.col(DEVICE_ID),
-            timestamp_expr(ts_raw, contract.timestamp.timezone).alias(TS),
-        ]
+        normalised = raw.with_columns(
+            ts_raw.alias("__ts_raw"), ts_missing.alias("__ts_missing")
+        ).collect()
+        stamps = [parse_timestamps(normalised.get_column("__ts_raw"), timezone).alias(TS)]
+        stamps.extend(
+            parse_timestamps(normalised.get_column(f.name), timezone).alias(f"__parsed.{f.name}")
+            for f in contract.fields
+            if f.type == "datetime"
+        )
+        values: list[pl.Expr] = [pl.col(DEVICE_ID), pl.col(TS)]
         for f in contract.fields:
-            value, invalid = _field_exprs(f, contract.dialect.decimal, contract.timestamp.timezone)
+            value, invalid = _field_exprs(f, contract.dialect.decimal)
             values.append(pl.when(invalid).then(None).otherwise(value).alias(f.name))
             values.append(invalid.alias(f"__bad.{f.name}"))
-        typed = raw.select(
-            pl.col("__line"),
-            pl.col("__idx"),
-            *values,
-            ts_raw.alias("__ts_raw"),
-            ts_missing.alias("__ts_missing"),
-            *(pl.col(f.name).alias(f"__raw.{f.name}") for f in contract.fields),
+        typed = (
+            normalised.with_columns(stamps)
+            .lazy()
+            .select(
+                pl.col("__line"),
+                pl.col("__idx"),
+                *values,
+                pl.col("__ts_raw"),
+                pl.col("__ts_missing"),
+                *(pl.col(f.name).alias(f"__raw.{f.name}") for f in contract.fields),
+            )
         )
-        reason, detail = self._reason_exprs()
-        return typed.with_columns(reason.alias("__reason"), detail.alias("__detail")).collect()
+        return typed.with_columns(self._reason_expr().alias("__reason")).collect()
 
     def _timestamp_source(self) -> tuple[pl.Expr, pl.Expr]:
         parts = self.contract.timestamp.parts
@@ -370,7 +436,23 @@ class Cleaner:
             raw = cols["date"]
         return raw, missing
 
-    def _reason_exprs(self) -> tuple[pl.Expr, pl.Expr]:
+    def _reason_expr(self) -> pl.Expr:
+        """Return the code of the first rule a row breaks (null when it breaks none)."""
+        reason: pl.Expr = pl.lit(None, dtype=pl.String)
+        for condition, code, _ in reversed(self._rules()):
+            reason = pl.when(condition).then(pl.lit(code)).otherwise(reason)
+        return reason
+
+    def _detail_expr(self) -> pl.Expr:
+        """Return the text that explains the first rule a row breaks."""
+        detail: pl.Expr = pl.lit(None, dtype=pl.String)
+        for condition, code, text in reversed(self._rules()):
+            first = (pl.col("__reason") == code) & condition  # codes repeat across fields
+            detail = pl.when(first).then(text).otherwise(detail)
+        return detail
+
+    def _rules(self) -> list[tuple[pl.Expr, str, pl.Expr]]:
+        """(condition, reason code, detail text) of each reject rule, first match wins."""
         device = pl.col(DEVICE_ID)
         ts = pl.col(TS)
         max_length = self.contract.device_id.max_length or 128
@@ -424,12 +506,7 @@ class Cleaner:
                     pl.lit("every measurement is missing or invalid"),
                 )
             )
-        reason: pl.Expr = pl.lit(None, dtype=pl.String)
-        detail: pl.Expr = pl.lit(None, dtype=pl.String)
-        for condition, code, text in reversed(rules):
-            reason = pl.when(condition).then(pl.lit(code)).otherwise(reason)
-            detail = pl.when(condition).then(text).otherwise(detail)
-        return reason, detail
+        return rules
 
     def _deduplicate(self, kept: pl.DataFrame, counters: CleanCounters) -> pl.DataFrame:
         keyed = kept.with_columns(
@@ -489,12 +566,46 @@ def _human(delta: dt.timedelta) -> str:
 
 def _normalise(name: str, markers: frozenset[str]) -> pl.Expr:
     trimmed = pl.col(name).str.strip_chars()
-    missing = trimmed.str.to_lowercase().is_in(sorted(markers))
+    spellings = marker_spellings(markers)
+    if spellings is None:
+        missing = trimmed.str.to_lowercase().is_in(sorted(markers))
+    else:  # the same test without lowercasing every value (half the cost of normalising)
+        missing = trimmed.is_in(spellings)
     return pl.when(missing).then(None).otherwise(trimmed).alias(name)
 
 
-def _field_exprs(f: Field, decimal: str, timezone: str) -> tuple[pl.Expr, pl.Expr]:
-    """Return (typed value, is-invalid) expressions for a field's normalised raw column."""
+@functools.cache
+def marker_spellings(markers: frozenset[str]) -> list[str] | None:
+    """Every string whose lowercase is one of ``markers``; None when that is not practical.
+
+    Parameters
+    ----------
+    markers
+        Lowercase missing-value markers.
+
+    Returns
+    -------
+    list[str] or None
+        The spellings, when every marker is ASCII and lowercase and they number at most
+        `MAX_MARKER_SPELLINGS`; otherwise None (values must be lowercased to compare).
+    """
+    if not all(m.isascii() and m == m.lower() for m in markers):
+        return None
+    # The only non-ASCII character whose lowercase is ASCII is the Kelvin sign ("k").
+    choices = [
+        [{c, c.upper()} | ({KELVIN_SIGN} if c == "k" else set()) for c in marker]
+        for marker in markers
+    ]
+    if sum(math.prod(len(c) for c in marker) for marker in choices) > MAX_MARKER_SPELLINGS:
+        return None
+    return sorted({"".join(p) for marker in choices for p in itertools.product(*marker)})
+
+
+def _field_exprs(f: Field, decimal: str) -> tuple[pl.Expr, pl.Expr]:
+    """Return (typed value, is-invalid) expressions for a field's normalised raw column.
+
+    A datetime field's parsed value is the ``__parsed.<name>`` column (`parse_timestamps`).
+    """
     raw = pl.col(f.name)
     present = raw.is_not_null()
     if f.type in ("number", "integer"):
@@ -516,7 +627,7 @@ def _field_exprs(f: Field, decimal: str, timezone: str) -> tuple[pl.Expr, pl.Exp
         )
         return flag, present & flag.is_null()
     if f.type == "datetime":
-        value = timestamp_expr(raw, timezone)
+        value = pl.col(f"__parsed.{f.name}")
         return value, present & value.is_null()
     text = raw.str.to_lowercase() if f.type == "category" else raw
     bad = pl.lit(False)

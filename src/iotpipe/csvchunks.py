@@ -126,7 +126,7 @@ def parse_chunk(
         None when a quoted field is unterminated, quoting is irregular, or the chunk has a
         bare CR.
     """
-    if chunk.count(b"\r") != chunk.count(b"\r\n"):
+    if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
         return None  # the csv module treats a bare CR as a line end
     text = chunk.decode(encoding, errors="replace")
     if text.endswith("\n"):
@@ -153,37 +153,60 @@ def parse_chunk(
         joined = (
             lines.filter(spans)
             .group_by("__record", maintain_order=True)
-            .agg(pl.col("__line").first(), pl.col("__raw").str.join("\n"))
+            .agg(pl.col("__line").first(), pl.col("__raw").str.join("\n"), pl.col("__q").sum())
         )
-        single = lines.filter(~spans).select("__record", "__line", "__raw")
+        single = lines.filter(~spans).select("__record", "__line", "__raw", "__q")
         lines = pl.concat([single, joined]).sort("__record").drop("__record")
-    lines = lines.select(pl.col("__line"), pl.col("__raw").str.strip_chars_end("\r")).filter(
+    if "\r" in text:
+        lines = lines.with_columns(pl.col("__raw").str.strip_chars_end("\r"))
+    lines = lines.select("__line", "__raw", "__q").filter(
         # Blank as the csv module sees it: no delimiter and nothing but whitespace.
-        (pl.col("__raw").str.strip_chars() != "")
-        | pl.col("__raw").str.contains(delimiter, literal=True)
+        pl.col("__raw").str.contains(delimiter, literal=True) | pl.col("__raw").str.contains(r"\S")
     )
-    raw = pl.col("__raw")
-    quotes = raw.str.count_matches(quotechar, literal=True)
     q, d = re.escape(quotechar), re.escape(delimiter)
     field = rf"{q}(?:[^{q}]|{q}{q})*{q}"  # a quoted field; doubled quotes inside
     plain = rf"[^{q}{d}]*"
     regular = rf"^(?:{field}|{plain})(?:{d}(?:{field}|{plain}))*$"
-    if lines.select(((quotes > 0) & ~raw.str.contains(regular)).any()).item():
+    raw = pl.col("__raw")
+    # Most lines hold no quote: their fields are the pieces between delimiters. Only the
+    # lines with quotes need the (costly) regular expressions and a CSV parser.
+    has_quotes = pl.col("__q") > 0
+    quoted = lines.filter(has_quotes)
+    if quoted.select((~raw.str.contains(regular)).any()).item():
         return None  # a quote inside an unquoted field, say: the csv module's rules apply
-    lines = lines.with_columns(
+    quoted = quoted.with_columns(
         (raw.str.replace_all(field, "").str.count_matches(delimiter, literal=True) + 1).alias(
             "__fields"
         )
     )
-    even = lines.filter(pl.col("__fields") == width)
-    odd = lines.filter(pl.col("__fields") != width)
+    plain_lines = lines.filter(~has_quotes).with_columns(
+        (raw.str.count_matches(delimiter, literal=True) + 1).alias("__fields")
+    )
     names = [f"c{i}" for i in range(width)]
-    parsed = _polars_rows(even, names, delimiter, quotechar)
-    if parsed is None:
-        return None
+    fitting = pl.col("__fields") == width
+    parsed = _split_rows(plain_lines.filter(fitting), names, delimiter)
+    if quoted.height:
+        parsed_quoted = _polars_rows(quoted.filter(fitting), names, delimiter, quotechar)
+        if parsed_quoted is None:
+            return None
+        parsed = parsed.merge_sorted(parsed_quoted, key="__line")
+    odd = pl.concat([plain_lines.filter(~fitting), quoted.filter(~fitting)]).sort("__line")
     extra, ragged = _python_rows(odd, names, delimiter, quotechar, width)
-    rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
-    return ParsedChunk(rows, ragged)
+    if extra.height:
+        parsed = parsed.merge_sorted(extra, key="__line")
+    return ParsedChunk(parsed, ragged)
+
+
+def _split_rows(lines: pl.DataFrame, names: list[str], delimiter: str) -> pl.DataFrame:
+    """Rows of lines without quotes and with exactly ``len(names)`` fields."""
+    return lines.select(
+        pl.col("__raw")
+        .str.split_exact(delimiter, len(names) - 1)
+        .struct.rename_fields(names)
+        .struct.unnest(),
+        pl.col("__line"),
+        pl.col("__raw"),
+    )
 
 
 def _polars_rows(

@@ -5,15 +5,18 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from iotpipe.clean import timestamp_expr
+from iotpipe.clean import parse_timestamps, timestamp_expr
 from tests.unit.helpers import NOW, clean_bytes, contract
 
 UTC_2024 = dt.datetime(2024, 3, 5, 6, 7, 8)
 
 
 def parse(values: list[str | None], tz: str = "UTC") -> list[dt.datetime | None]:
-    frame = pl.DataFrame({"s": pl.Series(values, dtype=pl.String)})
-    return frame.select(timestamp_expr(pl.col("s"), tz)).to_series().to_list()
+    """Parse with the general parser, checking that the fast path gives the same."""
+    raw = pl.Series("s", values, dtype=pl.String)
+    general = raw.to_frame().select(timestamp_expr(pl.col("s"), tz)).to_series().to_list()
+    assert parse_timestamps(raw, tz).to_list() == general
+    return general
 
 
 @pytest.mark.parametrize(

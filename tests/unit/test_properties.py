@@ -1,4 +1,4 @@
-"""Property tests: whatever the input, every row read is accounted for exactly once."""
+"""Property tests: every row read is accounted for exactly once; fast paths equal slow ones."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import io
 import json
 from typing import Any
 
+import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from polars.testing import assert_series_equal
 
-from iotpipe.clean import Cleaner
+from iotpipe.clean import Cleaner, marker_spellings, parse_timestamps, timestamp_expr
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import open_records
 from tests.unit.helpers import NOW, contract
@@ -239,3 +241,79 @@ def test_polars_chunks_equal_the_csv_module_long(
 @given(csv_files(), st.integers(min_value=1, max_value=50))
 def test_csv_every_row_accounted_long(file: tuple[bytes, int, bool], batch_rows: int) -> None:
     test_csv_every_row_accounted.hypothesis.inner_test(file, batch_rows)  # type: ignore[attr-defined]
+
+
+@st.composite
+def timestamp_texts(draw: st.DrawFn) -> str:
+    """Strings near the timestamp shapes: digits of any width, mixed separators, offsets."""
+
+    def digits(low: int, high: int) -> str:
+        return draw(st.text(alphabet="0123456789", min_size=low, max_size=high))
+
+    if draw(st.booleans()):  # the canonical shapes, with any values (day 31 of February...)
+
+        def two(high: int) -> str:  # mostly valid, sometimes one past the end
+            return f"{draw(st.integers(0, high)):02d}"
+
+        text = (
+            f"{draw(st.integers(0, 9999)):04d}-{two(13)}-{two(32)}"
+            f"{draw(st.sampled_from('T '))}{two(24)}:{two(60)}:{two(60)}"
+        )
+        if draw(st.booleans()):
+            text += "." + digits(1, 9)
+        sign = draw(st.sampled_from(["", "Z", "+", "-"]))
+        return text + sign + (f"{two(25)}:{two(60)}" if sign in {"+", "-"} else "")
+    date = draw(st.sampled_from(["-", "/"])).join([digits(3, 5), digits(1, 3), digits(1, 3)])
+    if draw(st.booleans()):
+        return (
+            draw(st.sampled_from(["", "+", "-"]))
+            + digits(1, 14)
+            + ("." + digits(1, 4) if draw(st.booleans()) else "")
+        )
+    text = date
+    if draw(st.integers(0, 5)):
+        text += draw(st.sampled_from(["T", " ", "  ", "t", "_"]))
+        text += ":".join(digits(1, 3) for _ in range(draw(st.integers(2, 3))))
+        if draw(st.booleans()):
+            text += draw(st.sampled_from([".", ","])) + digits(1, 11)
+        text += draw(st.sampled_from(["", "", "Z", "z", " Z", "+", "-"])) + draw(
+            st.sampled_from(["", "00:00", "05:30", "0530", "14", "99:99", "1:00", "23:59"])
+        )
+    return text + draw(st.sampled_from(["", "", "x", " "]))
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(timestamp_texts(), min_size=1, max_size=30),
+    st.sampled_from(["UTC", "Europe/London", "America/St_Johns", "Asia/Kathmandu"]),
+)
+def test_fast_timestamps_equal_the_general_parser(texts: list[str], timezone: str) -> None:
+    raw = pl.Series("t", texts, dtype=pl.String)
+    general = raw.to_frame().select(timestamp_expr(pl.col("t"), timezone)).to_series()
+    assert_series_equal(parse_timestamps(raw, timezone), general, check_names=False)
+
+
+MARKER_TEXT = st.text(alphabet="naNAulLoOe/-?kK\u212a\u0130\u0131 \t", max_size=6)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(MARKER_TEXT, max_size=40),
+    st.frozensets(st.text(alphabet="nauloe/-?k ", max_size=5), max_size=6),
+)
+def test_marker_spellings_match_like_lowercasing(
+    values: list[str], markers: frozenset[str]
+) -> None:
+    spellings = marker_spellings(markers)
+    assert spellings is not None
+    raw = pl.Series("v", values, dtype=pl.String)
+    fast = raw.is_in(spellings)
+    slow = raw.str.to_lowercase().is_in(sorted(markers))
+    assert fast.to_list() == slow.to_list()
+
+
+def test_marker_spellings_give_up_on_what_they_cannot_enumerate() -> None:
+    assert marker_spellings(frozenset({"não"})) is None  # not ASCII
+    assert marker_spellings(frozenset({"NA"})) is None  # not lowercase
+    assert marker_spellings(frozenset({"not available here"})) is None  # 2**16 spellings
+    assert marker_spellings(frozenset({"na", ""})) == ["", "NA", "Na", "nA", "na"]
