@@ -259,10 +259,11 @@ class _KeyIndex:
         return found
 
     def update(self, keys: pl.Series, hashes: pl.Series) -> None:
+        """Record the row hash of each key (``keys`` are distinct)."""
         if keys.len() == 0:
             return
         levels = self._levels
-        levels.append(_sorted_unique(pl.DataFrame({"k": keys, "h": hashes})))
+        levels.append(pl.DataFrame({"k": keys, "h": hashes}).sort("k"))
         while (
             len(levels) > 1
             and levels[-2].height <= 2 * levels[-1].height
@@ -277,10 +278,6 @@ class _KeyIndex:
     @property
     def nbytes(self) -> int:
         return sum(int(level.estimated_size()) for level in self._levels)
-
-
-def _sorted_unique(frame: pl.DataFrame) -> pl.DataFrame:
-    return frame.unique("k", keep="last", maintain_order=True).sort("k")
 
 
 class Cleaner:
@@ -330,8 +327,9 @@ class Cleaner:
         # Details are text for people: built only for the rows rejected.
         bad = frame.filter(pl.col("__reason").is_not_null())
         bad = bad.select("__line", "__idx", "__reason", self._detail_expr().alias("__detail"))
-        for line, index, reason, detail in bad.iter_rows():
-            rejected.append(RejectedRow(line, reason, detail, batch.record_text(index)))
+        texts = batch.record_texts(bad.get_column("__idx").to_list())
+        for (line, _, reason, detail), text in zip(bad.iter_rows(), texts, strict=True):
+            rejected.append(RejectedRow(line, reason, detail, text))
         for row in rejected:
             counters.reject_reasons[row.reason] += 1
         counters.rows_rejected = len(rejected)
@@ -527,10 +525,9 @@ class Cleaner:
             int(stats[2]),
         )
         # Each key's last non-duplicate row is what the file says now; earlier ones lose.
-        winners = (
-            keyed.filter(prev.is_null() | (prev != current))
-            .unique("__k", keep="last", maintain_order=True)
-            .sort("__line")
+        # (maintain_order keeps the winners in file order.)
+        winners = keyed.filter(prev.is_null() | (prev != current)).unique(
+            "__k", keep="last", maintain_order=True
         )
         self._index.update(winners.get_column("__k"), winners.get_column("__h"))
         return winners.select(self.columns)

@@ -167,46 +167,26 @@ def parse_chunk(
     field = rf"{q}(?:[^{q}]|{q}{q})*{q}"  # a quoted field; doubled quotes inside
     plain = rf"[^{q}{d}]*"
     regular = rf"^(?:{field}|{plain})(?:{d}(?:{field}|{plain}))*$"
-    raw = pl.col("__raw")
-    # Most lines hold no quote: their fields are the pieces between delimiters. Only the
-    # lines with quotes need the (costly) regular expressions and a CSV parser.
-    has_quotes = pl.col("__q") > 0
-    quoted = lines.filter(has_quotes)
-    if quoted.select((~raw.str.contains(regular)).any()).item():
-        return None  # a quote inside an unquoted field, say: the csv module's rules apply
-    quoted = quoted.with_columns(
-        (raw.str.replace_all(field, "").str.count_matches(delimiter, literal=True) + 1).alias(
-            "__fields"
-        )
-    )
-    plain_lines = lines.filter(~has_quotes).with_columns(
-        (raw.str.count_matches(delimiter, literal=True) + 1).alias("__fields")
-    )
+    # Fields per line. Only the lines with quotes need the (costly) regular expressions; in
+    # the others the fields are the pieces between delimiters.
+    raw = lines.get_column("__raw")
+    fields = raw.str.count_matches(delimiter, literal=True) + 1
+    quoted_at = (lines.get_column("__q") > 0).arg_true()
+    if quoted_at.len():
+        quoted = raw.gather(quoted_at)
+        if not quoted.str.contains(regular).all():
+            return None  # a quote inside an unquoted field, say: the csv module's rules apply
+        unquoted = quoted.str.replace_all(field, "")
+        fields = fields.scatter(quoted_at, unquoted.str.count_matches(delimiter, literal=True) + 1)
+    lines = lines.with_columns(fields.alias("__fields"))
     names = [f"c{i}" for i in range(width)]
     fitting = pl.col("__fields") == width
-    parsed = _split_rows(plain_lines.filter(fitting), names, delimiter)
-    if quoted.height:
-        parsed_quoted = _polars_rows(quoted.filter(fitting), names, delimiter, quotechar)
-        if parsed_quoted is None:
-            return None
-        parsed = parsed.merge_sorted(parsed_quoted, key="__line")
-    odd = pl.concat([plain_lines.filter(~fitting), quoted.filter(~fitting)]).sort("__line")
-    extra, ragged = _python_rows(odd, names, delimiter, quotechar, width)
-    if extra.height:
-        parsed = parsed.merge_sorted(extra, key="__line")
-    return ParsedChunk(parsed, ragged)
-
-
-def _split_rows(lines: pl.DataFrame, names: list[str], delimiter: str) -> pl.DataFrame:
-    """Rows of lines without quotes and with exactly ``len(names)`` fields."""
-    return lines.select(
-        pl.col("__raw")
-        .str.split_exact(delimiter, len(names) - 1)
-        .struct.rename_fields(names)
-        .struct.unnest(),
-        pl.col("__line"),
-        pl.col("__raw"),
-    )
+    parsed = _polars_rows(lines.filter(fitting), names, delimiter, quotechar)
+    if parsed is None:
+        return None
+    extra, ragged = _python_rows(lines.filter(~fitting), names, delimiter, quotechar, width)
+    rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
+    return ParsedChunk(rows, ragged)
 
 
 def _polars_rows(

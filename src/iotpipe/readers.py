@@ -94,6 +94,12 @@ class RecordBatch:
         record = self.records[int(index)]
         return str(self.render(record)) if self.render is not None else str(record)
 
+    def record_texts(self, indices: Sequence[int]) -> list[str]:
+        """Return the original text of several well-formed records, in the order given."""
+        if isinstance(self.records, pl.Series) and self.render is None:
+            return [str(r) for r in self.records.gather(list(indices)).to_list()]
+        return [self.record_text(i) for i in indices]
+
 
 class RecordReader:
     """Iterate over a source's `RecordBatch` objects. Build one with `open_records`."""
