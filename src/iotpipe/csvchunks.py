@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import polars as pl
 
 CHUNK_BYTES = 8 * 1024 * 1024
+# The first chunks are smaller, so the first batch reaches the database sooner (it idles
+# until then); their size doubles up to CHUNK_BYTES.
+FIRST_CHUNK_BYTES = 512 * 1024
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_BOUNDARY_PROBES = 1000
 
@@ -62,8 +65,10 @@ def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Itera
         Pieces, in order, that together are the whole input.
     """
     pending = head
+    size = FIRST_CHUNK_BYTES
     while True:
-        block = stream.read(CHUNK_BYTES)
+        block = stream.read(size)
+        size = min(2 * size, CHUNK_BYTES)
         if block:
             pending += block
         else:
