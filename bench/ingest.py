@@ -223,7 +223,7 @@ def main() -> None:
     messy = args.dir / f"acme_{args.rows}.csv{'.gz' if args.gzip else ''}"
     if not messy.exists():
         write_sample(messy, args.rows, devices=200, seed=1)
-    clean = args.dir / f"acme_{args.rows}.clean.csv"
+    clean = args.dir / f"acme_{args.rows}{'.gz' if args.gzip else ''}.clean.csv"
     if not clean.exists():
         prepare_clean_csv(messy, clean)
     rounds: dict[str, list[dict[str, float]]] = {}

@@ -7,13 +7,12 @@ naive times, the bounds of numeric fields and which vocabularies are closed.
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import IO, Any
 
 import polars as pl
 import yaml
@@ -33,6 +32,7 @@ from iotpipe.readers import (
     _scalar_text,
     _text,
     detect_format,
+    gunzipped,
     sniff_delimiter,
 )
 
@@ -85,7 +85,7 @@ def infer_contract(stream: IO[bytes], name: str, sample_rows: int = SAMPLE_ROWS)
     """
     buffered = _buffered(stream)
     if buffered.peek(2)[:2] == GZIP_MAGIC:
-        buffered = io.BufferedReader(cast(io.RawIOBase, gzip.GzipFile(fileobj=buffered)))
+        buffered = gunzipped(buffered)
     fmt = detect_format(buffered.peek(SNIFF_BYTES))
     dialect: dict[str, Any] = {}
     if fmt == "csv":

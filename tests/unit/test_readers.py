@@ -138,6 +138,23 @@ def test_truncated_gzip_is_a_source_error() -> None:
         list(open_records(io.BytesIO(data[: len(data) // 2]), contract(), batch_rows=100))
 
 
+def test_gzip_members_are_read_in_turn() -> None:
+    # Firehose and `cat a.gz b.gz` write several gzip members to one object.
+    data = gzip.compress(b"id,time,v,kind\nd1,2024-01-01,1,a\n") + gzip.compress(
+        b"d2,2024-01-01,2,b\n"
+    )
+    (batch,) = list(open_records(OnlyRead(data), contract()))  # type: ignore[arg-type]
+    assert list(batch.columns["device_id"]) == ["d1", "d2"]
+
+
+def test_corrupt_gzip_is_a_source_error() -> None:
+    rows = "".join(f"d{i},2024-01-01,{i},a\n" for i in range(20000)).encode()
+    data = bytearray(gzip.compress(b"id,time,v,kind\n" + rows))
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(SourceFormatError, match="cannot be read to the end"):
+        list(open_records(io.BytesIO(bytes(data)), contract(), batch_rows=100))
+
+
 def test_ndjson_paths_aliases_and_bad_lines() -> None:
     c = contract(
         device_id={"source": ["dev_eui", "devEUI"]},
