@@ -131,7 +131,8 @@ def parse_chunk(
         None when a quoted field is unterminated, quoting is irregular, or the chunk has a
         bare CR.
     """
-    if b"\r" in chunk and chunk.count(b"\r") != chunk.count(b"\r\n"):
+    has_cr = b"\r" in chunk
+    if has_cr and chunk.count(b"\r") != chunk.count(b"\r\n"):
         return None  # the csv module treats a bare CR as a line end
     text = chunk.decode(encoding, errors="replace")
     if text.endswith("\n"):
@@ -162,7 +163,7 @@ def parse_chunk(
         )
         single = lines.filter(~spans).select("__record", "__line", "__raw", "__q")
         lines = pl.concat([single, joined]).sort("__record").drop("__record")
-    if "\r" in text:
+    if has_cr:
         lines = lines.with_columns(pl.col("__raw").str.strip_chars_end("\r"))
     lines = lines.select("__line", "__raw", "__q").filter(
         # Blank as the csv module sees it: no delimiter and nothing but whitespace.

@@ -14,7 +14,6 @@ import io
 import json
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any, Literal, cast
@@ -240,7 +239,7 @@ def _guarded(batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:
     """Turn I/O and decompression failures mid-stream into `SourceFormatError`."""
     try:
         yield from batches
-    except (OSError, EOFError, zlib.error, ISAL_ERROR) as exc:
+    except (OSError, EOFError, ISAL_ERROR) as exc:
         raise SourceFormatError(f"the source cannot be read to the end: {exc}") from exc
 
 
