@@ -94,7 +94,7 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
     else:
         import polars as pl
 
-        from iotpipe.storage.base import quote
+        from iotpipe.storage.dialect import quote
 
         columns = contract.output_columns
         names = ", ".join(quote(c) for c in columns)

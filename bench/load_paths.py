@@ -17,7 +17,7 @@ import pymysql
 
 from iotpipe.bootstrap import build_store
 from iotpipe.contract import load_contract
-from iotpipe.storage.base import quote
+from iotpipe.storage.dialect import quote
 
 DB = "iotpipe_bench_paths"
 CONTRACT = load_contract("acme_usage")

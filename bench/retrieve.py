@@ -30,7 +30,7 @@ import pymysql
 from bench.ingest import drop_database, fresh_database
 from iotpipe import bootstrap
 from iotpipe.contract import load_contract
-from iotpipe.storage.base import quote
+from iotpipe.storage.dialect import quote
 from iotpipe.storage.mysql import write_load_csv
 
 ROWS_PER_DEVICE = 10_000

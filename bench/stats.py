@@ -25,8 +25,9 @@ import pymysql
 
 from iotpipe.bootstrap import build_store
 from iotpipe.contract import load_contract
+from iotpipe.model import ReadingsQuery
 from iotpipe.stats import summarize
-from iotpipe.storage.base import quote
+from iotpipe.storage.dialect import quote
 
 DB = "iotpipe_bench_stats"
 
@@ -63,7 +64,8 @@ def main() -> None:
     end = start + dt.timedelta(seconds=args.rows)
 
     def sql() -> dict[str, float | None]:
-        _, stats = store.count_and_stats(contract, "dev-1", start, end)
+        query = ReadingsQuery("dev-1", start, end, limit=1, dataset=contract.name)
+        _, stats = store.count_and_stats(contract, query)
         return {k: v.median for k, v in stats.items()}
 
     def fetch() -> dict[str, float | None]:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SHARED_DATA = ROOT.parent / "shared" / "data"
+REAL_DATA = ROOT / "tests" / "data"  # slices of the real datasets (tests/data/README.md)
 EXAMPLES = ROOT / "contracts" / "examples"
 
 _skipped_integration: list[str] = []
@@ -36,10 +36,6 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 @pytest.fixture
-def shared_data() -> Path:
-    """The real datasets in ../shared/data (skips the test when absent, outside CI)."""
-    if not SHARED_DATA.is_dir():
-        if os.environ.get("CI"):
-            pytest.fail(f"{SHARED_DATA} is missing in CI")
-        pytest.skip("../shared/data is not present")
-    return SHARED_DATA
+def real_data() -> Path:
+    """The slices of the real datasets that the repository carries (tests/data)."""
+    return REAL_DATA

@@ -1,39 +1,93 @@
-"""The one place that builds adapters from configuration (never at import time)."""
+"""The composition root: every adapter is built here, from one `Settings` (never at import time).
+
+The drivers (both Lambda handlers, the CLI, ``iotpipe serve``, ``local up`` and the demo) take
+what they need from here. Settings come from the environment (`Settings.from_env`); a driver
+with settings of its own (a command-line flag, a local stack's endpoint) passes them to
+`configure` as overrides, and every runtime built afterwards uses them. Nothing writes
+``os.environ`` to pass a setting (docs/architecture.md, "Composition").
+
+One order chooses the database: the URL given (``--database-url`` or ``IOTPIPE_DATABASE_URL``),
+else the Secrets Manager secret (``IOTPIPE_DB_SECRET_ARN``), else the embedded SQLite file.
+One `ContractCatalog` chooses the contract: the one named, else the longest key-prefix route
+(``IOTPIPE_CONTRACT_ROUTES``), else ``IOTPIPE_CONTRACT``, else ``acme_usage``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from iotpipe.config import DEFAULT_SQLITE_PATH, Settings
 from iotpipe.contract import DataContract, load_contract
 from iotpipe.errors import StorageError
-from iotpipe.storage.base import SqlStore
+from iotpipe.storage.store import SqlStore
 
 if TYPE_CHECKING:
     from iotpipe.aws.s3 import S3Objects
     from iotpipe.retrieve import CursorCodec
 
+ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 
-def database_url(explicit: str | None, settings: Settings | None = None) -> str:
-    """Choose the database: ``--database-url``, else ``IOTPIPE_DATABASE_URL``, else SQLite.
+
+@dataclass(frozen=True)
+class _Overrides:
+    values: dict[str, Any] = dataclasses.field(default_factory=dict)
+    generation: int = 0
+
+
+_overrides = _Overrides()
+_lock = threading.Lock()
+AWS_CLIENT = "aws_client"  # the override that builds boto3 clients (a `ClientFactory`)
+
+
+def configure(**changes: Any) -> None:
+    """Change the overrides every runtime is built with from now on.
 
     Parameters
     ----------
-    explicit
-        A URL given on the command line, or None.
-    settings
-        Settings (read from the environment when None).
-
-    Returns
-    -------
-    str
-        The URL to use.
+    **changes
+        `Settings` fields to use instead of the environment's, and ``aws_client``: a
+        `ClientFactory` (a local stack points boto3 at its own server). None removes an
+        override (the environment's value applies again).
     """
-    settings = settings or Settings.from_env()
-    return explicit or settings.database_url or f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    global _overrides  # noqa: PLW0603 (the process's one composition state)
+    unknown = set(changes) - {f.name for f in dataclasses.fields(Settings)} - {AWS_CLIENT}
+    if unknown:
+        raise TypeError(f"not settings: {', '.join(sorted(unknown))}")
+    with _lock:
+        merged = {**_overrides.values, **changes}
+        _overrides = _Overrides(
+            {k: v for k, v in merged.items() if v is not None}, _overrides.generation + 1
+        )
+
+
+@contextmanager
+def configured(**changes: Any) -> Iterator[None]:
+    """Apply `configure` changes for the length of a block, then restore what was before."""
+    global _overrides  # noqa: PLW0603 (the process's one composition state)
+    previous = _overrides.values
+    configure(**changes)
+    try:
+        yield
+    finally:
+        with _lock:
+            _overrides = _Overrides(previous, _overrides.generation + 1)
+
+
+def current_settings(**changes: Any) -> Settings:
+    """Return the environment's settings with the configured overrides, then ``changes``."""
+    values = {k: v for k, v in _overrides.values.items() if k != AWS_CLIENT}
+    values.update({k: v for k, v in changes.items() if v is not None})
+    return dataclasses.replace(Settings.from_env(), **values)
+
+
+# --------------------------------------------------------------------------------------------
+# Adapters
+# --------------------------------------------------------------------------------------------
 
 
 def build_store(url: str) -> SqlStore:
@@ -61,6 +115,25 @@ def build_store(url: str) -> SqlStore:
     raise StorageError(f"unsupported database URL scheme {scheme!r} (use mysql:// or sqlite:///)")
 
 
+def database_url(settings: Settings) -> str:
+    """Return the database URL: the one given, else from the secret, else the SQLite file."""
+    if settings.database_url:
+        return settings.database_url
+    if settings.db_secret_arn:
+        from iotpipe.aws.secrets import DatabaseSecrets
+
+        secrets = DatabaseSecrets(aws_client("secretsmanager", settings))
+        return secrets.database_url(
+            settings.db_secret_arn, settings.db_host, settings.db_port, settings.db_name
+        )
+    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
+
+
+def store_for(settings: Settings) -> SqlStore:
+    """Build the store the settings choose (see `database_url`)."""
+    return build_store(database_url(settings))
+
+
 def redact(url: str) -> str:
     """Return a database URL with its password masked, for messages and logs."""
     if "@" not in url or "://" not in url:
@@ -71,46 +144,61 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
-def local_path(url: str) -> Path | None:
-    """Return the file of a SQLite URL, or None for other databases."""
-    if url.startswith("sqlite:"):
-        from iotpipe.storage.sqlite import sqlite_path
-
-        return sqlite_path(url)
-    return None
-
-
 def aws_client(service: str, settings: Settings) -> Any:
-    """Build a boto3 client (``AWS_ENDPOINT_URL`` points it at a local stand-in)."""
+    """Build a boto3 client: the configured factory's, else one for ``AWS_ENDPOINT_URL``."""
+    factory: ClientFactory | None = _overrides.values.get(AWS_CLIENT)
+    if factory is not None:
+        return factory(service)
     import boto3
 
     return boto3.client(service, endpoint_url=settings.aws_endpoint_url)
 
 
-def store_from_settings(settings: Settings) -> SqlStore:
-    """Build the store: ``IOTPIPE_DATABASE_URL``, else the Secrets Manager secret, else SQLite.
+def object_source(settings: Settings) -> S3Objects:
+    """Build the S3 adapter with the configured output bucket and prefixes."""
+    from iotpipe.aws.s3 import OutputPrefixes, S3Objects
+
+    prefixes = OutputPrefixes(
+        settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
+    )
+    return S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
+
+
+class ContractCatalog:
+    """Choose (and cache) contracts: the one named, a key-prefix route, or the default.
 
     Parameters
     ----------
     settings
-        Settings.
-
-    Returns
-    -------
-    SqlStore
-        The store (it connects on first use).
+        ``contract`` (``IOTPIPE_CONTRACT``) and ``contract_routes`` (``IOTPIPE_CONTRACT_ROUTES``).
     """
-    if settings.database_url:
-        return build_store(settings.database_url)
-    if settings.db_secret_arn:
-        from iotpipe.aws.secrets import DatabaseSecrets
 
-        secrets = DatabaseSecrets(aws_client("secretsmanager", settings))
-        url = secrets.database_url(
-            settings.db_secret_arn, settings.db_host, settings.db_port, settings.db_name
-        )
-        return build_store(url)
-    return build_store(database_url(None, settings))
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._loaded: dict[str, DataContract] = {}
+
+    def get(self, ref: str | None = None) -> DataContract:
+        """Return the contract a path or shipped name refers to (default: the configured one)."""
+        ref = ref or self._settings.contract
+        if ref not in self._loaded:
+            self._loaded[ref] = load_contract(ref)
+        return self._loaded[ref]
+
+    def for_key(self, key: str) -> DataContract:
+        """Return the contract of an object key: the longest matching route, else the default."""
+        routes = [(p, ref) for p, ref in self._settings.contract_routes if key.startswith(p)]
+        return self.get(max(routes, key=lambda r: len(r[0]))[1] if routes else None)
+
+    @property
+    def default_dataset(self) -> str:
+        """The name of the configured default dataset (a shipped name is the dataset name)."""
+        ref = self._settings.contract
+        return self.get(ref).name if ref.endswith((".yaml", ".yml")) else ref
+
+
+# --------------------------------------------------------------------------------------------
+# Runtimes: what a function keeps across warm invocations
+# --------------------------------------------------------------------------------------------
 
 
 @dataclass
@@ -120,43 +208,8 @@ class IngestRuntime:
     settings: Settings
     store: SqlStore
     objects: S3Objects
-    contracts: dict[str, DataContract] = field(default_factory=dict)
-
-    def contract_for(self, key: str) -> DataContract:
-        """Return the contract of an object key (routes by prefix; cached)."""
-        ref = self.settings.contract_for_key(key)
-        if ref not in self.contracts:
-            self.contracts[ref] = load_contract(ref)
-        return self.contracts[ref]
-
-
-# One runtime per thread: a Lambda container runs one invocation at a time (so this is one
-# per container), and in-process concurrency (tests, local tools) never shares a connection.
-_runtimes = threading.local()
-
-
-def ingest_runtime() -> IngestRuntime:
-    """Return this thread's ingest runtime, building it from the environment once."""
-    runtime: IngestRuntime | None = getattr(_runtimes, "ingest", None)
-    if runtime is None:
-        from iotpipe.aws.s3 import OutputPrefixes, S3Objects
-
-        settings = Settings.from_env()
-        prefixes = OutputPrefixes(
-            settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
-        )
-        objects = S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
-        runtime = IngestRuntime(settings, store_from_settings(settings), objects)
-        _runtimes.ingest = runtime
-    return runtime
-
-
-def use_ingest_runtime(runtime: IngestRuntime | None) -> None:
-    """Install (or, with None, forget) this thread's ingest runtime: for tests, local tools."""
-    current: IngestRuntime | None = getattr(_runtimes, "ingest", None)
-    if current is not None and runtime is not current:
-        current.store.close()
-    _runtimes.ingest = runtime
+    contracts: ContractCatalog
+    generation: int = 0
 
 
 @dataclass
@@ -166,33 +219,81 @@ class RetrieveRuntime:
     store: SqlStore
     cursors: CursorCodec
     dataset: str
+    generation: int = 0
+
+
+def build_ingest_runtime(
+    settings: Settings | None = None,
+    *,
+    store: SqlStore | None = None,
+    objects: S3Objects | None = None,
+) -> IngestRuntime:
+    """Build the ingest function's runtime; the keyword arguments replace an adapter."""
+    settings = settings or current_settings()
+    return IngestRuntime(
+        settings,
+        store or store_for(settings),
+        objects or object_source(settings),
+        ContractCatalog(settings),
+        _overrides.generation,
+    )
+
+
+def build_retrieve_runtime(
+    settings: Settings | None = None, *, store: SqlStore | None = None
+) -> RetrieveRuntime:
+    """Build the retrieval function's runtime; ``store`` replaces the configured one."""
+    from iotpipe.retrieve import CursorCodec
+
+    settings = settings or current_settings()
+    return RetrieveRuntime(
+        store or store_for(settings),
+        CursorCodec(settings.cursor_secret),
+        ContractCatalog(settings).default_dataset,
+        _overrides.generation,
+    )
+
+
+R = TypeVar("R", IngestRuntime, RetrieveRuntime)
+
+# One runtime per thread: a Lambda container runs one invocation at a time (so this is one
+# per container), and in-process concurrency (tests, local tools) never shares a connection.
+# A runtime built before the last `configure` is rebuilt.
+_runtimes = threading.local()
+
+
+def ingest_runtime() -> IngestRuntime:
+    """Return this thread's ingest runtime, building it once (and again after `configure`)."""
+    return _runtime("ingest", build_ingest_runtime)
+
+
+def use_ingest_runtime(runtime: IngestRuntime | None) -> None:
+    """Install (or, with None, forget) this thread's ingest runtime: for tests, local tools."""
+    _install("ingest", runtime)
 
 
 def retrieve_runtime() -> RetrieveRuntime:
-    """Return this thread's retrieval runtime, building it from the environment once."""
-    runtime: RetrieveRuntime | None = getattr(_runtimes, "retrieve", None)
-    if runtime is None:
-        from iotpipe.retrieve import CursorCodec
-
-        settings = Settings.from_env()
-        runtime = RetrieveRuntime(
-            store_from_settings(settings),
-            CursorCodec(settings.cursor_secret),
-            default_dataset(settings),
-        )
-        _runtimes.retrieve = runtime
-    return runtime
+    """Return this thread's retrieval runtime, building it once (and again after `configure`)."""
+    return _runtime("retrieve", build_retrieve_runtime)
 
 
 def use_retrieve_runtime(runtime: RetrieveRuntime | None) -> None:
     """Install (or, with None, forget) this thread's retrieval runtime."""
-    current: RetrieveRuntime | None = getattr(_runtimes, "retrieve", None)
+    _install("retrieve", runtime)
+
+
+def _runtime(kind: str, build: Callable[[], R]) -> R:
+    runtime: R | None = getattr(_runtimes, kind, None)
+    if runtime is None or runtime.generation != _overrides.generation:
+        runtime = build()
+        _install(kind, runtime)
+    return runtime
+
+
+def _install(kind: str, runtime: IngestRuntime | RetrieveRuntime | None) -> None:
+    current: IngestRuntime | RetrieveRuntime | None = getattr(_runtimes, kind, None)
     if current is not None and runtime is not current:
         current.store.close()
-    _runtimes.retrieve = runtime
-
-
-def default_dataset(settings: Settings) -> str:
-    """Return the name of the configured default dataset (``IOTPIPE_CONTRACT``)."""
-    ref = settings.contract
-    return load_contract(ref).name if ref.endswith((".yaml", ".yml")) else ref
+    if runtime is not None:
+        runtime.generation = _overrides.generation
+    setattr(_runtimes, kind, runtime)

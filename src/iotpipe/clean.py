@@ -1,6 +1,6 @@
 """Cleaning: one raw `RecordBatch` in; clean rows, rejected rows with reasons, and counters out.
 
-The policy is the contract's (ARCHITECTURE.md, "Cleaning policy"), applied with vectorised
+The policy is the contract's (README.md, "Cleaning policy"), applied with vectorised
 Polars expressions:
 
 - trim every value, turn missing markers into nulls, case-fold categoricals;
@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from iotpipe.contract import DEVICE_ID, TS, DataContract, Field
-from iotpipe.readers import RecordBatch, RejectedRow
+from iotpipe.dedupe import Deduplicator
+from iotpipe.model import RejectedRow
+from iotpipe.readers import RecordBatch
+from iotpipe.timestamps import parse_timestamps
 
 MISSING_DEVICE_ID = "missing_device_id"
 INVALID_DEVICE_ID = "invalid_device_id"
@@ -45,153 +48,11 @@ MISSING_VALUE = "missing_value"
 INVALID_VALUE = "invalid_value"
 NO_MEASUREMENTS = "no_measurements"
 
-ISO_PATTERN = (
-    r"^(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})"
-    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{1,2})(?::(?P<s>\d{1,2})(?:[.,](?P<f>\d{1,9}))?)?)?"
-    r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
-)
-EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
-# The shapes most files use: a subset of ISO_PATTERN that Polars' own strptime reads directly.
-CANONICAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?$"
-EPOCH_MS_THRESHOLD = 1e11  # above this an epoch number is milliseconds (1e11 s is year 5138)
 MAX_MARKER_SPELLINGS = 4096
 KELVIN_SIGN = "\u212a"
-MAX_LEVEL_KEYS = 1 << 20  # 16 MB per key-index level
 MAX_EXACT_INT = 2**53
 TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
 FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
-UTC = "UTC"
-
-
-def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
-    """Parse trimmed timestamp strings to naive UTC ``Datetime('us')``; null when unparseable.
-
-    Parameters
-    ----------
-    raw
-        An expression of trimmed strings.
-    timezone
-        IANA zone of naive times. An ambiguous local time takes its earlier instant; a local
-        time that does not exist (a DST gap) is unparseable.
-
-    Returns
-    -------
-    pl.Expr
-        The parsed instants, as naive UTC.
-    """
-    parts = raw.str.extract_groups(ISO_PATTERN)
-
-    def part(name: str, default: str, width: int) -> pl.Expr:
-        return parts.struct.field(name).fill_null(default).str.zfill(width)
-
-    canonical = pl.concat_str(
-        [
-            parts.struct.field("y"),
-            pl.lit("-"),
-            part("mo", "1", 2),
-            pl.lit("-"),
-            part("d", "1", 2),
-            pl.lit(" "),
-            part("h", "0", 2),
-            pl.lit(":"),
-            part("mi", "0", 2),
-            pl.lit(":"),
-            part("s", "0", 2),
-            pl.lit("."),
-            parts.struct.field("f").fill_null("0").str.pad_end(6, "0").str.slice(0, 6),
-        ]
-    )
-    naive = canonical.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
-    tz = parts.struct.field("tz")
-    digits = tz.str.replace_all(":", "", literal=True).str.slice(1)
-    offset_minutes = (
-        pl.when(tz.str.to_uppercase() == "Z")
-        .then(0)
-        .otherwise(
-            pl.when(tz.str.starts_with("-")).then(-1).otherwise(1)
-            * (
-                digits.str.slice(0, 2).cast(pl.Int64, strict=False) * 60
-                + digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
-            )
-        )
-    )
-    with_offset = naive - pl.duration(minutes=offset_minutes)
-    return (
-        pl.when(raw.str.contains(EPOCH_PATTERN))
-        .then(_epoch(raw))
-        .when(tz.is_not_null())
-        .then(with_offset)
-        .otherwise(_as_utc(naive, timezone))
-    )
-
-
-def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
-    """Parse trimmed timestamp strings exactly as `timestamp_expr` does, faster.
-
-    Epoch numbers and the canonical ISO shapes (`CANONICAL_PATTERN`: what most files hold)
-    are read by Polars' strptime in one pass; only the rows that pass neither (other
-    layouts, and the invalid) go through the general parser. Each fast-path value equals
-    the general parser's for the same text (tests/unit/test_properties.py checks it), and
-    a fast-path null falls through to the general parser, so the result is the same.
-
-    Parameters
-    ----------
-    raw
-        Trimmed strings.
-    timezone
-        IANA zone of naive times (see `timestamp_expr`).
-
-    Returns
-    -------
-    pl.Series
-        Naive UTC ``Datetime('us')``, null where unparseable.
-    """
-    text = pl.col("raw")
-    spaced = pl.col("spaced")
-    aware = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us")
-    naive = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
-    frame = raw.alias("raw").to_frame()
-    # Two eager steps: in one query Polars would rewrite the text once per use.
-    fast = (
-        frame.with_columns(text.str.replace("T", " ", literal=True, n=1).alias("spaced"))
-        .select(
-            pl.when(text.str.contains(EPOCH_PATTERN))
-            .then(_epoch(text))
-            .when(text.str.contains(CANONICAL_PATTERN))
-            .then(pl.coalesce(_as_utc(naive, timezone), aware.dt.replace_time_zone(None)))
-            .alias(raw.name)
-        )
-        .to_series()
-    )
-    rest = (fast.is_null() & raw.is_not_null()).arg_true()
-    if rest.len():
-        slow = frame[rest].select(timestamp_expr(text, timezone)).to_series()
-        fast = fast.scatter(rest, slow)
-    return fast
-
-
-def _as_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
-    """Naive local times in ``timezone`` as naive UTC (earlier instant when ambiguous)."""
-    if timezone == UTC:
-        return naive
-    return (
-        naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
-        .dt.convert_time_zone(UTC)
-        .dt.replace_time_zone(None)
-    )
-
-
-def _epoch(raw: pl.Expr) -> pl.Expr:
-    """Epoch seconds, or milliseconds above `EPOCH_MS_THRESHOLD`, as naive UTC."""
-    number = raw.cast(pl.Float64, strict=False)
-    micros = (
-        pl.when(number.abs() >= EPOCH_MS_THRESHOLD)
-        .then(number * 1_000)
-        .otherwise(number * 1_000_000)
-        .round(0)
-        .cast(pl.Int64, strict=False)
-    )
-    return pl.from_epoch(micros, time_unit="us")
 
 
 @dataclass
@@ -237,54 +98,6 @@ class CleanBatch:
     counters: CleanCounters
 
 
-class _KeyIndex:
-    """Which row currently holds each (device_id, ts) key of the file: 16 bytes per key.
-
-    Levels of sorted (key hash, row hash) frames, merged when neighbours reach similar sizes
-    (a log-structured merge), so a lookup is a binary search per level and the file's index
-    costs O(n log n) to maintain. Levels stop growing at `MAX_LEVEL_KEYS`, which bounds the
-    memory a merge needs on top of the index itself.
-    """
-
-    def __init__(self) -> None:
-        self._levels: list[pl.DataFrame] = []
-
-    def lookup(self, keys: pl.Series) -> pl.Series:
-        found = pl.Series("h", [None] * len(keys), dtype=pl.UInt64)
-        for level in reversed(self._levels):  # newest first
-            level_keys = level.get_column("k")
-            pos = level_keys.search_sorted(keys).clip(0, level.height - 1)
-            hit = level_keys.gather(pos) == keys
-            hashes = level.get_column("h").gather(pos)
-            found = (
-                pl.select(pl.when(found.is_null() & hit).then(hashes).otherwise(found))
-                .to_series()
-                .alias("h")
-            )
-        return found
-
-    def update(self, keys: pl.Series, hashes: pl.Series) -> None:
-        """Record the row hash of each key (``keys`` are distinct)."""
-        if keys.len() == 0:
-            return
-        levels = self._levels
-        levels.append(pl.DataFrame({"k": keys, "h": hashes}).sort("k"))
-        while (
-            len(levels) > 1
-            and levels[-2].height <= 2 * levels[-1].height
-            and levels[-2].height + levels[-1].height <= MAX_LEVEL_KEYS
-        ):
-            newer = levels.pop()
-            older = levels.pop()
-            # The newer level wins: drop its keys from the older one, then merge two sorted runs.
-            older = older.filter(~pl.col("k").is_in(newer.get_column("k").implode()))
-            levels.append(older.merge_sorted(newer, key="k"))
-
-    @property
-    def nbytes(self) -> int:
-        return sum(int(level.estimated_size()) for level in self._levels)
-
-
 class Cleaner:
     """Clean the batches of one source file against a contract.
 
@@ -304,14 +117,9 @@ class Cleaner:
             now = now.astimezone(dt.UTC).replace(tzinfo=None)
         self._earliest = contract.timestamp.earliest
         self._latest = now + contract.timestamp.max_future
-        self._index = _KeyIndex()
         self.counters = CleanCounters()
         self.columns = [DEVICE_ID, TS, *(f.name for f in contract.fields)]
-
-    @property
-    def index_bytes(self) -> int:
-        """Memory held by the file's key index (grows 16 bytes per distinct key)."""
-        return self._index.nbytes
+        self._dedupe = Deduplicator(self.columns)
 
     def clean(self, batch: RecordBatch) -> CleanBatch:
         """Clean one batch; counters accumulate in ``self.counters``.
@@ -345,7 +153,12 @@ class Cleaner:
         if nullable and kept.height:
             sums = kept.select(pl.col(f"__bad.{f.name}").sum() for f in nullable).row(0)
             counters.nulled.update({f.name: n for f, n in zip(nullable, sums, strict=True) if n})
-        rows = self._deduplicate(kept.select([*self.columns, "__line"]), counters)
+        rows, keys = self._dedupe.apply(kept.select(self.columns))
+        counters.rows_valid, counters.rows_duplicate, counters.rows_conflict = (
+            keys.new,
+            keys.duplicate,
+            keys.conflict,
+        )
         self.counters.add(counters)
         return CleanBatch(rows, rejected, counters)
 
@@ -464,7 +277,7 @@ class Cleaner:
         """(condition, reason code, detail text) of each reject rule, first match wins."""
         device = pl.col(DEVICE_ID)
         ts = pl.col(TS)
-        max_length = self.contract.device_id.max_length or 128
+        max_length = self.contract.device_id_length
         rules: list[tuple[pl.Expr, str, pl.Expr]] = [
             (device.is_null(), MISSING_DEVICE_ID, pl.lit("device_id is missing")),
             (
@@ -516,46 +329,6 @@ class Cleaner:
                 )
             )
         return rules
-
-    def _deduplicate(self, kept: pl.DataFrame, counters: CleanCounters) -> pl.DataFrame:
-        keyed = kept.with_columns(
-            pl.struct(DEVICE_ID, TS).hash().alias("__k"),
-            pl.struct(self.columns).hash().alias("__h"),
-        )
-        earlier = self._index.lookup(keyed.get_column("__k"))
-        keyed = keyed.with_columns(pl.coalesce(_previous_in_batch(keyed), earlier).alias("__prev"))
-        prev, current = pl.col("__prev"), pl.col("__h")
-        stats = keyed.select(
-            prev.is_null().sum().alias("new"),
-            (prev == current).sum().alias("dup"),
-            (prev.is_not_null() & (prev != current)).sum().alias("conflict"),
-        ).row(0)
-        counters.rows_valid, counters.rows_duplicate, counters.rows_conflict = (
-            int(stats[0]),
-            int(stats[1]),
-            int(stats[2]),
-        )
-        # Each key's last non-duplicate row is what the file says now; earlier ones lose.
-        # (maintain_order keeps the winners in file order.)
-        winners = keyed.filter(prev.is_null() | (prev != current)).unique(
-            "__k", keep="last", maintain_order=True
-        )
-        self._index.update(winners.get_column("__k"), winners.get_column("__h"))
-        return winners.select(self.columns)
-
-
-def _previous_in_batch(keyed: pl.DataFrame) -> pl.Series:
-    """Row hash of the previous row with the same key in this batch (null for the first).
-
-    Only keys that repeat within the batch need the per-key window, and they are few, so the
-    window runs on those rows alone (on every row it took 0.5 s per million rows).
-    """
-    repeated = keyed.with_row_index("__r").filter(pl.col("__k").is_duplicated())
-    previous = pl.Series("__pb", [None] * keyed.height, dtype=pl.UInt64)
-    if repeated.height:
-        shifted = repeated.select("__r", pl.col("__h").shift(1).over("__k").alias("__pb"))
-        previous = previous.scatter(shifted.get_column("__r"), shifted.get_column("__pb"))
-    return previous
 
 
 def _column(name: str, values: Sequence[str | None] | pl.Series | None, n: int) -> pl.Series:

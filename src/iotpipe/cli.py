@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -140,94 +141,90 @@ def _contract_commands(sub: Any) -> None:
     q.set_defaults(run=_check)
 
 
-def _validate(args: argparse.Namespace) -> int:
-    from iotpipe.config import resolve_contract
-    from iotpipe.ingest import validate_source
+def _contract(args: argparse.Namespace) -> Any:
+    from iotpipe import bootstrap
+
+    return bootstrap.ContractCatalog(bootstrap.current_settings()).get(args.contract)
+
+
+def _rejects_writer(path: Path | None) -> Any:
+    """Open the rejects CSV to write (a context manager yielding None without a path)."""
     from iotpipe.rejects import RejectsCsvWriter
 
-    contract = resolve_contract(args.contract)
-    path = Path(args.source)
+    return RejectsCsvWriter.open(path) if path is not None else contextlib.nullcontext()
+
+
+def _existing_file(source: str) -> Path:
+    path = Path(source)
     if not path.is_file():
         raise IotpipeError(f"no such file: {path}")
-    with path.open("rb") as stream:
-        if args.rejects is not None:
-            with RejectsCsvWriter.open(args.rejects) as rejects:
-                report = validate_source(
-                    stream, contract, source=str(path), on_rejected=rejects.write
-                )
-        else:
-            report = validate_source(stream, contract, source=str(path))
-    body = report.to_dict()
-    if args.json:
-        print(json.dumps(body))
-    else:
-        print(format_report(body))
-    return EXIT_OK if report.status != "failed" else EXIT_FAILED
+    return path
+
+
+def _print_report(body: dict[str, Any], as_json: bool) -> int:
+    print(json.dumps(body) if as_json or "rows_read" not in body else format_report(body))
+    return EXIT_OK if body["status"] != "failed" else EXIT_FAILED
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from iotpipe.ingest import validate_source
+
+    contract = _contract(args)
+    path = _existing_file(args.source)
+    with path.open("rb") as stream, _rejects_writer(args.rejects) as rejects:
+        on_rejected = rejects.write if rejects is not None else None
+        report = validate_source(stream, contract, source=str(path), on_rejected=on_rejected)
+    return _print_report(report.to_dict(), args.json)
 
 
 def _ingest(args: argparse.Namespace) -> int:
-    from iotpipe.bootstrap import build_store, database_url
-    from iotpipe.config import resolve_contract
+    from iotpipe import bootstrap
     from iotpipe.ingest import ingest_object
-    from iotpipe.rejects import RejectsCsvWriter
     from iotpipe.sources import local_object
 
-    contract = resolve_contract(args.contract)
-    path = Path(args.source)
+    contract = _contract(args)
+    settings = bootstrap.current_settings(database_url=args.database_url)
     if args.source.startswith("s3://"):
-        return _ingest_s3(args, contract)
-    if not path.is_file():
-        raise IotpipeError(f"no such file: {path}")
-    store = build_store(database_url(args.database_url))
-    ref = local_object(path)
+        return _ingest_s3(args, contract, settings)
+    path = _existing_file(args.source)
+    store = bootstrap.store_for(settings)
     progress = None if args.json or not sys.stderr.isatty() else _ProgressLine()
     try:
-        if args.rejects is not None:
-            with RejectsCsvWriter.open(args.rejects) as rejects:
-                report = ingest_object(
-                    lambda: path.open("rb"),
-                    ref,
-                    contract,
-                    store,
-                    rejects=rejects,
-                    progress=progress,
-                )
-        else:
-            report = ingest_object(lambda: path.open("rb"), ref, contract, store, progress=progress)
+        with _rejects_writer(args.rejects) as rejects:
+            report = ingest_object(
+                lambda: path.open("rb"),
+                local_object(path),
+                contract,
+                store,
+                rejects=rejects,
+                progress=progress,
+            )
     finally:
         store.close()
         if progress is not None:
             progress.done()
-    body = report.to_dict()
-    print(json.dumps(body) if args.json else format_report(body))
-    return EXIT_OK if report.status != "failed" else EXIT_FAILED
+    return _print_report(report.to_dict(), args.json)
 
 
-def _ingest_s3(args: argparse.Namespace, contract: Any) -> int:
+def _ingest_s3(args: argparse.Namespace, contract: Any, settings: Any) -> int:
     """Ingest ``s3://bucket/key`` as the Lambda would: rejects and report go back to S3."""
-    from iotpipe.aws.s3 import OutputPrefixes, S3Objects
-    from iotpipe.bootstrap import aws_client, build_store, database_url
-    from iotpipe.config import Settings
+    from iotpipe import bootstrap
     from iotpipe.errors import FileFailedError
-    from iotpipe.ingest import AnnouncedObject, ingest_announced
+    from iotpipe.ingest import ingest_announced
+    from iotpipe.model import AnnouncedObject
 
     bucket, _, key = args.source.removeprefix("s3://").partition("/")
     if not bucket or not key:
         raise IotpipeError(f"not an s3://bucket/key URL: {args.source}")
-    settings = Settings.from_env()
-    prefixes = OutputPrefixes(
-        settings.rejected_prefix, settings.reports_prefix, settings.quarantine_prefix
-    )
-    objects = S3Objects(aws_client("s3", settings), prefixes, settings.output_bucket)
-    store = build_store(database_url(args.database_url, settings))
+    objects = bootstrap.object_source(settings)
+    store = bootstrap.store_for(settings)
     try:
         body = ingest_announced(AnnouncedObject(bucket, key), contract, store, objects).to_dict()
     except FileFailedError as exc:  # quarantined; its report is in S3 too
         body = exc.report or {"status": "failed", "error": str(exc)}
     finally:
         store.close()
-    print(json.dumps(body) if args.json or "rows_read" not in body else format_report(body))
-    return EXIT_OK if body["status"] != "failed" else EXIT_FAILED
+    return _print_report(body, args.json)
 
 
 class _ProgressLine:
@@ -255,13 +252,12 @@ class _ProgressLine:
 
 
 def _query(args: argparse.Namespace) -> int:
-    from iotpipe.bootstrap import build_store, database_url, default_dataset
-    from iotpipe.config import Settings
-    from iotpipe.retrieve import CursorCodec, parse_query, retrieve
+    from iotpipe import bootstrap
+    from iotpipe.retrieve import answer
 
-    settings = Settings.from_env()
-    store = build_store(database_url(args.database_url, settings))
-    cursors = CursorCodec(settings.cursor_secret)
+    runtime = bootstrap.build_retrieve_runtime(
+        bootstrap.current_settings(database_url=args.database_url)
+    )
     params = {
         "device_id": args.device_id,
         "start": args.start,
@@ -271,28 +267,26 @@ def _query(args: argparse.Namespace) -> int:
         "dataset": args.dataset,
     }
     try:
-        query, contract = parse_query(
-            params, default_dataset=default_dataset(settings), store=store, cursors=cursors
+        body = answer(
+            params, default_dataset=runtime.dataset, store=runtime.store, cursors=runtime.cursors
         )
-        body = retrieve(query, contract, store, cursors)
     finally:
-        store.close()
+        runtime.store.close()
     print(json.dumps(body))
     return EXIT_OK
 
 
 def _db_init(args: argparse.Namespace) -> int:
-    from iotpipe.bootstrap import build_store, database_url, redact
-    from iotpipe.config import resolve_contract
+    from iotpipe import bootstrap
 
-    contract = resolve_contract(args.contract)
-    url = database_url(args.database_url)
-    store = build_store(url)
+    contract = _contract(args)
+    url = bootstrap.database_url(bootstrap.current_settings(database_url=args.database_url))
+    store = bootstrap.build_store(url)
     try:
         store.ensure_schema(contract)
     finally:
         store.close()
-    print(f"ok: table {contract.table} for {contract.name} in {redact(url)}")
+    print(f"ok: table {contract.table} for {contract.name} in {bootstrap.redact(url)}")
     return EXIT_OK
 
 
@@ -303,13 +297,10 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _local_up(args: argparse.Namespace) -> int:
-    import os
-
-    from iotpipe.config import ENV_DATABASE_URL
+    from iotpipe import bootstrap
     from iotpipe.local.stack import INCOMING_PREFIX, LocalStack, Poller
 
-    if args.database_url:
-        os.environ[ENV_DATABASE_URL] = args.database_url
+    bootstrap.configure(database_url=args.database_url)
     stack = LocalStack(port=args.port, bucket=args.bucket).start()
     print(f"S3 + SQS stand-in on {stack.endpoint}; bucket {stack.bucket}, queue {stack.queue}")
     print(f"upload under {INCOMING_PREFIX} to ingest, for example:")
@@ -330,13 +321,10 @@ def _local_up(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    import os
-
-    from iotpipe.config import ENV_DATABASE_URL
+    from iotpipe import bootstrap
     from iotpipe.local.server import ReadingsServer
 
-    if args.database_url:
-        os.environ[ENV_DATABASE_URL] = args.database_url
+    bootstrap.configure(database_url=args.database_url)
     server = ReadingsServer(args.host, args.port)
     print(
         f"serving {server.url}/ (page), {server.url}/openapi.json, "
@@ -352,20 +340,12 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _upload(args: argparse.Namespace) -> int:
-    import boto3
-
-    from iotpipe.local.stack import INCOMING_PREFIX, LOCAL_CREDENTIALS, REGION
+    from iotpipe.local.stack import INCOMING_PREFIX, local_client
 
     if not args.file.is_file():
         raise IotpipeError(f"no such file: {args.file}")
     key = args.key or f"{INCOMING_PREFIX}{args.file.name}"
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=args.endpoint_url,
-        region_name=REGION,
-        aws_access_key_id=LOCAL_CREDENTIALS["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=LOCAL_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
-    )
+    s3 = local_client("s3", args.endpoint_url)
     s3.upload_file(str(args.file), args.bucket, key)
     print(f"uploaded s3://{args.bucket}/{key}")
     return EXIT_OK

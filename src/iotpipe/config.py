@@ -1,4 +1,7 @@
-"""Settings from the environment: every environment variable iotpipe reads is named here."""
+"""Settings from the environment: every environment variable iotpipe reads is named here.
+
+`iotpipe.bootstrap` reads them once per runtime and applies a driver's overrides on top.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +10,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from iotpipe.contract import DataContract, load_contract
 from iotpipe.errors import ContractError
 
 ENV_DATABASE_URL = "IOTPIPE_DATABASE_URL"
@@ -52,22 +54,6 @@ class Settings:
     quarantine_prefix: str = "quarantine/"
     batch_rows: int = 50_000
 
-    def contract_for_key(self, key: str) -> str:
-        """Choose the contract of an object key: the longest matching route, else the default.
-
-        Parameters
-        ----------
-        key
-            The S3 object key.
-
-        Returns
-        -------
-        str
-            A contract path or shipped name.
-        """
-        matches = [(prefix, ref) for prefix, ref in self.contract_routes if key.startswith(prefix)]
-        return max(matches, key=lambda m: len(m[0]))[1] if matches else self.contract
-
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read settings from ``environ`` (``os.environ`` by default).
@@ -109,22 +95,3 @@ def _routes(text: str) -> tuple[tuple[str, str], ...]:
             raise ContractError(ENV_CONTRACT_ROUTES, f"{item!r} is not prefix=contract")
         routes.append((prefix.strip(), ref.strip()))
     return tuple(routes)
-
-
-def resolve_contract(ref: str | None, settings: Settings | None = None) -> DataContract:
-    """Load the contract named on the command line, else ``IOTPIPE_CONTRACT``, else the default.
-
-    Parameters
-    ----------
-    ref
-        A path or shipped contract name, or None.
-    settings
-        Settings to fall back on (read from the environment when None).
-
-    Returns
-    -------
-    DataContract
-        The validated contract.
-    """
-    settings = settings or Settings.from_env()
-    return load_contract(ref or settings.contract)

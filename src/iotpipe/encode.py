@@ -1,7 +1,8 @@
 """ML encoding of categorical columns: stable integer codes, plus one-hot for closed vocabularies.
 
-Codes come from an injected `CategoryDictionary` (a port: storage implements it with a table
-that is safe under concurrent writers; `InMemoryCategoryDictionary` serves dry runs and tests).
+Codes come from an injected `iotpipe.model.CategoryDictionary` (a port: storage implements it
+with a table that is safe under concurrent writers; `InMemoryCategoryDictionary` serves dry
+runs and tests).
 A code, once given to a value, never changes. Closed vocabularies are registered in their
 contract order first, so on a fresh dictionary their codes are 1..n in that order.
 """
@@ -10,34 +11,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Protocol
 
 import polars as pl
 
 from iotpipe.contract import DataContract
-
-
-class CategoryDictionary(Protocol):
-    """Where category codes live. Implementations must never change a code once given."""
-
-    def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
-        """Return the code of every value, giving new values the next free codes.
-
-        Parameters
-        ----------
-        dataset
-            The contract name.
-        column
-            The categorical field.
-        values
-            Distinct normalised values, in the order new ones should be numbered.
-
-        Returns
-        -------
-        Mapping[str, int]
-            A code (>= 1) for every value asked for.
-        """
-        ...
+from iotpipe.model import CategoryDictionary
 
 
 class InMemoryCategoryDictionary:

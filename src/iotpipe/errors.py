@@ -24,8 +24,8 @@ class SourceFormatError(IotpipeError):
     """A source file cannot be read as a whole (not one bad row: the file)."""
 
 
-class SourceMissingError(SourceFormatError):
-    """The source object no longer exists (deleted after its event was sent)."""
+class SourceMissingError(IotpipeError):
+    """The source object no longer exists (deleted after its event): nothing to quarantine."""
 
 
 class MissingColumnError(SourceFormatError):
@@ -62,6 +62,10 @@ class TransientStorageError(StorageError):
 
 class ObjectBusyError(IotpipeError):
     """Another worker holds a live claim on this object version; try again later."""
+
+
+class EventShapeError(IotpipeError):
+    """A Lambda event is not one the function accepts."""
 
 
 class InvalidQueryError(IotpipeError):

@@ -17,7 +17,6 @@ from typing import IO, Any
 import polars as pl
 import yaml
 
-from iotpipe.clean import timestamp_expr
 from iotpipe.contract import (
     DEFAULT_MISSING_VALUES,
     RESERVED,
@@ -26,15 +25,14 @@ from iotpipe.contract import (
     contract_to_dict,
 )
 from iotpipe.readers import (
-    GZIP_MAGIC,
-    SNIFF_BYTES,
-    _buffered,
-    _scalar_text,
-    _text,
+    decompressed,
     detect_format,
-    gunzipped,
+    scalar_text,
     sniff_delimiter,
+    text_stream,
 )
+from iotpipe.readers.streams import SNIFF_BYTES
+from iotpipe.timestamps import timestamp_expr
 
 SAMPLE_ROWS = 5000
 PARSE_SHARE = 0.95  # share of non-missing values that must parse for a type to be chosen
@@ -83,9 +81,7 @@ def infer_contract(stream: IO[bytes], name: str, sample_rows: int = SAMPLE_ROWS)
     DataContract
         A contract that validates; review it before use.
     """
-    buffered = _buffered(stream)
-    if buffered.peek(2)[:2] == GZIP_MAGIC:
-        buffered = gunzipped(buffered)
+    buffered, _ = decompressed(stream)
     fmt = detect_format(buffered.peek(SNIFF_BYTES))
     dialect: dict[str, Any] = {}
     if fmt == "csv":
@@ -133,7 +129,7 @@ def infer_contract_yaml(stream: IO[bytes], name: str) -> str:
 def _csv_sample(
     buffered: io.BufferedReader, limit: int
 ) -> tuple[dict[str, list[str | None]], dict[str, Any]]:
-    text = _text(buffered, "utf-8")
+    text = text_stream(buffered, "utf-8")
     head = text.read(SNIFF_BYTES) + text.readline()
     delimiter = sniff_delimiter(head)
     rows: list[list[str]] = []
@@ -190,7 +186,7 @@ def _is_number(value: str) -> bool:
 
 def _ndjson_sample(buffered: io.BufferedReader, limit: int) -> dict[str, list[str | None]]:
     records: list[dict[str, str]] = []
-    for line in _text(buffered, "utf-8"):
+    for line in text_stream(buffered, "utf-8"):
         if not line.strip():
             continue
         try:
@@ -217,7 +213,7 @@ def _flatten(node: dict[str, Any], prefix: str, out: dict[str, str]) -> None:
         elif isinstance(value, list) or value is None:
             continue  # arrays have no single value per record
         else:
-            out[path] = _scalar_text(value)
+            out[path] = scalar_text(value)
 
 
 def _parquet_sample(buffered: io.BufferedReader, limit: int) -> dict[str, list[str | None]]:
@@ -268,7 +264,9 @@ def _analyse(source: str, values: list[str | None], decimal: str) -> _Column:
         if integral and column.distinct == column.present > 1:
             column.sequential = bool((finite.diff().drop_nulls() == 1).all())
     else:
-        stamps = pl.select(timestamp_expr(pl.lit(series))).to_series()
+        # Over a frame's column: the same expression over pl.lit(series) panics in Polars 2.1
+        # on some columns of hex strings that look like epoch numbers.
+        stamps = series.to_frame("v").select(timestamp_expr(pl.col("v"))).to_series()
         if stamps.is_not_null().sum() / column.present >= PARSE_SHARE:
             column.kind = "datetime"
             column.has_offset = bool(series.str.contains(r"(Z|[+-]\d{2}:?\d{2})$").any())

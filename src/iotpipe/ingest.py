@@ -2,10 +2,12 @@
 
 `ingest_object` claims the object version in the store's ledger, loads the whole file in one
 transaction that also marks it loaded, and retries the whole load (re-reading the source) when
-the database connection drops. `validate_source` runs the same pipeline without a store.
+the database connection drops. `validate_source` runs the same pipeline (`_pipeline`) with no
+store. `ingest_announced` adds what an S3 object needs: its rejects and report written back,
+or the object quarantined.
 
-Reading and cleaning run in a worker thread one batch ahead of the database load, so the two
-overlap (Polars and socket waits release the GIL).
+While loading, reading and cleaning run in a worker thread one batch ahead of the database
+load, so the two overlap (Polars and socket waits release the GIL).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Protocol
+from typing import IO, Any, TypeVar
+
+import polars as pl
 
 from iotpipe.clean import CleanBatch, Cleaner
 from iotpipe.contract import DataContract
-from iotpipe.encode import CategoryDictionary, Encoder, InMemoryCategoryDictionary
+from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 from iotpipe.errors import (
     FileFailedError,
     ObjectBusyError,
@@ -30,14 +34,24 @@ from iotpipe.errors import (
     SourceReadError,
     TransientStorageError,
 )
-from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, RejectedRow, open_records
-from iotpipe.rejects import RejectSink
+from iotpipe.model import (
+    AnnouncedObject,
+    CategoryDictionary,
+    Claim,
+    ObjectRef,
+    ObjectSource,
+    RejectedRow,
+    RejectSink,
+    Store,
+)
+from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
 from iotpipe.report import IngestReport
-from iotpipe.storage.base import Claim, ObjectRef, Store, new_owner
+from iotpipe.storage.store import new_owner
 
 Opener = Callable[[], IO[bytes]]
 Progress = Callable[[IngestReport], None]
 PREFETCH_BATCHES = 2
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -50,7 +64,7 @@ class IngestOptions:
         How long a claim keeps other workers off the object (a Lambda passes its remaining
         time plus a margin).
     retries
-        Whole-file retries after a transient database error.
+        Whole-file retries after a transient database or source error.
     backoff_seconds
         First retry delay (doubles each time).
     batch_rows
@@ -108,25 +122,15 @@ def validate_source(
         ``status`` is ``validated``, or ``failed`` with ``error`` when the file as a whole
         cannot be read (missing required column, not a recognised format).
     """
-    started = time.perf_counter()
-    report = IngestReport(status="validated", source=source, contract=contract.name)
-    cleaner = Cleaner(contract, now)
-    report.counters = cleaner.counters
+    report = IngestReport(source, contract.name)
+    dictionary = dictionary or InMemoryCategoryDictionary()
     try:
-        reader = open_records(stream, contract, batch_rows=batch_rows)
-        _describe(report, reader)
-        encoder = Encoder(contract, dictionary or InMemoryCategoryDictionary())
-        for cleaned in _cleaned(reader, cleaner):
-            encoder.encode(cleaned.rows)
-            report.note_rejected(cleaned.rejected)
-            if on_rejected is not None and cleaned.rejected:
-                on_rejected(cleaned.rejected)
-        _describe(report, reader)
+        for _, rejected in _pipeline(stream, contract, dictionary, report, now, batch_rows):
+            if on_rejected is not None and rejected:
+                on_rejected(rejected)
     except SourceFormatError as exc:
-        report.status = "failed"
-        report.error = str(exc)
-    report.seconds = time.perf_counter() - started
-    return report
+        return report.end("failed", str(exc))
+    return report.end("validated")
 
 
 def ingest_object(
@@ -162,8 +166,8 @@ def ingest_object(
     -------
     IngestReport
         ``loaded``; ``skipped`` when this version was loaded before; or ``failed`` (with
-        ``error``) when the file itself is unreadable or lacks a required column. The ledger
-        says the same.
+        ``error``) when the file itself is unreadable, lacks a required column, or is gone.
+        The ledger says the same.
 
     Raises
     ------
@@ -177,101 +181,34 @@ def ingest_object(
     started = time.perf_counter()
     store.ensure_schema(contract)
     owner = new_owner()
-    claim = store.claim(ref, contract.name, options.lease_seconds, owner)
-    if claim.status == "skipped":
-        report = IngestReport(status="skipped", source=ref.source, contract=contract.name)
-        report.seconds = time.perf_counter() - started
-        return report
-    if claim.status == "busy":
-        raise ObjectBusyError(f"{ref.source} is being loaded by another worker")
     delay = options.backoff_seconds
-    attempt = 0
-    while True:
-        attempt += 1
-        report = IngestReport(status="loaded", source=ref.source, contract=contract.name)
+    for attempt in range(1, options.retries + 2):
+        report = IngestReport(ref.source, contract.name, started=started)
+        claim = store.claim(ref, contract.name, options.lease_seconds, owner)
+        if claim.status == "skipped":  # loaded before (or, on a retry, by someone else)
+            return report.end("skipped")
+        if claim.status == "busy":
+            holder = "is being loaded" if attempt == 1 else "was taken over"
+            raise ObjectBusyError(f"{ref.source} {holder} by another worker")
         try:
-            _load_once(opener, claim, contract, store, report, rejects, options, progress)
-        except SourceFormatError as exc:
-            report.status, report.error = "failed", str(exc)
+            return _load_once(opener, claim, contract, store, report, rejects, options, progress)
+        except (SourceFormatError, SourceMissingError) as exc:
             report.source_missing = isinstance(exc, SourceMissingError)
-            report.seconds = time.perf_counter() - started
-            store.fail(claim, report.error, report.to_dict())
+            report.end("failed", str(exc))
+            store.fail(claim, str(exc), report.to_dict())
             return report
         except (TransientStorageError, SourceReadError) as exc:
             if attempt > options.retries or not _time_for_retry(options, delay):
                 _fail_quietly(store, claim, f"gave up after {attempt} attempt(s): {exc}")
                 raise
-            time.sleep(delay)
-            delay *= 2
-            claim = store.claim(ref, contract.name, options.lease_seconds, owner)
-            if claim.status != "claimed":  # someone else finished or holds it meanwhile
-                if claim.status == "busy":
-                    raise ObjectBusyError(f"{ref.source} was taken over by another worker") from exc
-                report = IngestReport(status="skipped", source=ref.source, contract=contract.name)
-                break
-            continue
         except Exception as exc:
             # Not the file's fault and not worth retrying here (a full disk for the rejects,
             # a bug): the load rolled back; the ledger says so, and the delivery is retried.
             _fail_quietly(store, claim, f"{type(exc).__name__}: {exc}")
             raise
-        break
-    report.seconds = time.perf_counter() - started
-    return report
-
-
-class ObjectSource(Protocol):
-    """Where announced objects are read and their outputs written (S3; `iotpipe.aws.s3`)."""
-
-    def head(self, bucket: str, key: str) -> tuple[str, str | None, int]:
-        """Return (ETag, version id, size)."""
-        ...
-
-    def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
-        """Open the object as a stream."""
-        ...
-
-    def rejects_sink(self, bucket: str, key: str) -> UploadingRejectSink:
-        """Return a sink for the object's rejected rows."""
-        ...
-
-    def write_report(self, bucket: str, key: str, report: dict[str, Any]) -> str:
-        """Write the object's quality report; return its URL."""
-        ...
-
-    def quarantine(self, bucket: str, key: str, version_id: str | None = None) -> str:
-        """Copy a failed object aside; return its URL."""
-        ...
-
-
-class UploadingRejectSink(RejectSink, Protocol):
-    """A reject sink that is published once the load commits."""
-
-    def upload(self) -> str | None:
-        """Publish the rejects; return their URL, or None when there were none."""
-        ...
-
-    def close(self) -> None:
-        """Release local resources."""
-        ...
-
-
-@dataclass(frozen=True)
-class AnnouncedObject:
-    """An object version an event announced."""
-
-    bucket: str
-    key: str
-    etag: str | None = None
-    version_id: str | None = None
-    size: int | None = None
-
-    @property
-    def version(self) -> str | None:
-        """The ledger version: ETag, plus the version id on versioned buckets."""
-        if self.etag is None:
-            return None
-        return f"{self.etag}#{self.version_id}" if self.version_id else self.etag
+        time.sleep(delay)
+        delay *= 2
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def ingest_announced(
@@ -307,12 +244,12 @@ def ingest_announced(
     ------
     FileFailedError
         The file cannot be loaded: the ledger says failed, the object was copied to the
-        quarantine prefix and its report written.
+        quarantine prefix (unless it is gone) and its report written.
     """
     if obj.etag is None:  # not in the event (the CLI's s3:// URLs): ask S3
         obj = AnnouncedObject(obj.bucket, obj.key, *objects.head(obj.bucket, obj.key))
     version_id = obj.version_id
-    ref = ObjectRef(f"s3://{obj.bucket}/{obj.key}", obj.version or "", obj.size)
+    ref = ObjectRef(obj.url, obj.version or "", obj.size)
     sink = objects.rejects_sink(obj.bucket, obj.key)
     try:
         report = ingest_object(
@@ -332,7 +269,7 @@ def ingest_announced(
         if report.status != "skipped":
             report.outputs["report"] = objects.write_report(obj.bucket, obj.key, report.to_dict())
         if report.status == "failed":
-            raise FileFailedError(f"s3://{obj.bucket}/{obj.key}: {report.error}", report.to_dict())
+            raise FileFailedError(f"{obj.url}: {report.error}", report.to_dict())
         return report
     finally:
         sink.close()
@@ -347,25 +284,48 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
     rejects: RejectSink | None,
     options: IngestOptions,
     progress: Progress | None,
-) -> None:
+) -> IngestReport:
     if rejects is not None:
         rejects.begin()
-    cleaner = Cleaner(contract, options.now)
-    report.counters = cleaner.counters
     with opener() as stream, store.load(claim, contract) as loader:
-        reader = open_records(stream, contract, batch_rows=options.batch_rows)
-        _describe(report, reader)
-        encoder = Encoder(contract, store)
-        for cleaned in _prefetched(_cleaned(reader, cleaner)):
-            loader.upsert(encoder.encode(cleaned.rows))
-            report.note_rejected(cleaned.rejected)
-            if rejects is not None and cleaned.rejected:
-                rejects.write(cleaned.rejected)
+        batches = _pipeline(
+            stream, contract, store, report, options.now, options.batch_rows, prefetch=True
+        )
+        for rows, rejected in batches:
+            loader.upsert(rows)
+            if rejects is not None and rejected:
+                rejects.write(rejected)
             if progress is not None:
                 progress(report)
-        _describe(report, reader)
-        report.rows_loaded = cleaner.counters.rows_valid
-        loader.finish(report.to_dict())
+        report.rows_loaded = report.counters.rows_valid
+        loader.finish(report.end("loaded").to_dict())
+    return report
+
+
+def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
+    stream: IO[bytes],
+    contract: DataContract,
+    dictionary: CategoryDictionary,
+    report: IngestReport,
+    now: dt.datetime | None,
+    batch_rows: int,
+    *,
+    prefetch: bool = False,
+) -> Iterator[tuple[pl.DataFrame, list[RejectedRow]]]:
+    """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
+
+    The report's counters, format and column lists follow along.
+    """
+    cleaner = Cleaner(contract, now)
+    report.counters = cleaner.counters
+    reader = open_records(stream, contract, batch_rows=batch_rows)
+    _describe(report, reader)
+    encoder = Encoder(contract, dictionary)
+    cleaned: Iterator[CleanBatch] = (cleaner.clean(batch) for batch in reader)
+    for batch in _prefetched(cleaned) if prefetch else cleaned:
+        report.note_rejected(batch.rejected)
+        yield encoder.encode(batch.rows), batch.rejected
+    _describe(report, reader)
 
 
 def _describe(report: IngestReport, reader: RecordReader) -> None:
@@ -374,25 +334,20 @@ def _describe(report: IngestReport, reader: RecordReader) -> None:
     report.absent_columns = reader.absent_columns
 
 
-def _cleaned(reader: RecordReader, cleaner: Cleaner) -> Iterator[CleanBatch]:
-    for batch in reader:
-        yield cleaner.clean(batch)
-
-
 _DONE = object()
 
 
-def _prefetched(batches: Iterator[CleanBatch]) -> Iterator[CleanBatch]:
-    """Run ``batches`` in a worker thread, at most `PREFETCH_BATCHES` ahead of the consumer."""
+def _prefetched(items: Iterator[T]) -> Iterator[T]:
+    """Run ``items`` in a worker thread, at most `PREFETCH_BATCHES` ahead of the consumer."""
     slots: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_BATCHES)
     stop = threading.Event()
 
     def produce() -> None:
         try:
-            for batch in batches:
+            for item in items:
                 while not stop.is_set():
                     try:
-                        slots.put(batch, timeout=0.1)
+                        slots.put(item, timeout=0.1)
                         break
                     except queue.Full:
                         continue

@@ -6,27 +6,15 @@ import csv
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
-from iotpipe.readers import RejectedRow
+from iotpipe.model import RejectedRow
 
 REJECTS_HEADER = ("line", "reason", "detail", "record")
 
 
-class RejectSink(Protocol):
-    """Where a load's rejected rows go. ``begin`` starts (or restarts) an attempt."""
-
-    def begin(self) -> None:
-        """Forget anything written by an earlier attempt."""
-        ...
-
-    def write(self, rows: list[RejectedRow]) -> None:
-        """Add a batch of rejected rows."""
-        ...
-
-
 class RejectsCsvWriter:
-    """Append rejected rows to a CSV text stream, header first.
+    """A `iotpipe.model.RejectSink` that appends rejected rows to a CSV stream, header first.
 
     Parameters
     ----------

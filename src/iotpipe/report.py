@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from iotpipe.clean import CleanCounters
-from iotpipe.readers import RejectedRow
+from iotpipe.model import RejectedRow
 
 Status = Literal["validated", "loaded", "skipped", "failed"]
 REJECT_SAMPLE_SIZE = 20
@@ -20,9 +21,10 @@ class IngestReport:
     for a file that was read to the end (see `iotpipe.clean`).
     """
 
-    status: Status
     source: str
     contract: str
+    # Until `end` says otherwise a report says "failed": nothing is reported done by default.
+    status: Status = "failed"
     format: str | None = None
     compressed: bool = False
     counters: CleanCounters = field(default_factory=CleanCounters)
@@ -34,6 +36,13 @@ class IngestReport:
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)  # rejects / report / quarantine URLs
     source_missing: bool = False  # the object was gone: nothing to quarantine
+    started: float = field(default_factory=time.perf_counter, repr=False)
+
+    def end(self, status: Status, error: str | None = None) -> IngestReport:
+        """Set the outcome (the one place a status is decided) and the time it took."""
+        self.status, self.error = status, error
+        self.seconds = time.perf_counter() - self.started
+        return self
 
     def note_rejected(self, rows: list[RejectedRow]) -> None:
         """Keep the first few rejected rows as examples for the report."""

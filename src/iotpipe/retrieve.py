@@ -1,7 +1,7 @@
 """Retrieval service: a validated (device, range) query -> the response body.
 
 Lean on purpose: stdlib and the store only, never the ingest engine (Polars), so the
-retrieval Lambda starts fast. The body is exactly ARCHITECTURE.md's:
+retrieval Lambda starts fast. The body is the fixed interface's (docs/architecture.md):
 ``{device_id, start, end, count, rows, stats, next_cursor}``; ``count`` and ``stats`` cover the
 whole range, ``rows`` is one page ordered by timestamp, and the opaque cursor continues it.
 """
@@ -17,35 +17,20 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-from iotpipe.contract import TS, DataContract
+from iotpipe.contract import MAX_DEVICE_ID_LENGTH, TS, DataContract
 from iotpipe.errors import InvalidQueryError
-from iotpipe.storage.base import Store
+from iotpipe.model import ReadingsQuery, Store
+from iotpipe.times import from_epoch, iso_z
 
-MAX_DEVICE_ID = 128
 DEFAULT_LIMIT = 1000
 MAX_LIMIT = 10_000
 # Lambda's synchronous response limit is 6 MB; the page stops well before it.
 MAX_ROWS_BYTES = 5_000_000
 ROW_KEY_TIME = "timestamp"
-EPOCH = dt.datetime(1970, 1, 1)
 _EPOCH_TEXT = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _SLASHED = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
-EPOCH_MS_THRESHOLD = 1e11
-
-
-@dataclass(frozen=True)
-class ReadingsQuery:
-    """A validated retrieval query (times are naive UTC, both ends inclusive)."""
-
-    device_id: str
-    start: dt.datetime
-    end: dt.datetime
-    limit: int
-    dataset: str
-    after: dt.datetime | None = None
 
 
 def parse_instant(value: Any, parameter: str) -> dt.datetime:
@@ -78,8 +63,7 @@ def parse_instant(value: Any, parameter: str) -> dt.datetime:
             number = float(text)
             if not math.isfinite(number):
                 raise ValueError(text)
-            seconds = number / 1000 if abs(number) >= EPOCH_MS_THRESHOLD else number
-            return EPOCH + dt.timedelta(seconds=seconds)
+            return from_epoch(number)
         if _SLASHED.match(text):
             text = text.replace("/", "-", 2)
         parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
@@ -90,17 +74,6 @@ def parse_instant(value: Any, parameter: str) -> dt.datetime:
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     return parsed
-
-
-def iso_z(value: dt.datetime) -> str:
-    """Format a naive UTC time as ISO 8601 with ``Z`` (fractions only when present)."""
-    if not value.microsecond:
-        spec = "seconds"
-    elif value.microsecond % 1000 == 0:
-        spec = "milliseconds"
-    else:
-        spec = "microseconds"
-    return value.isoformat(timespec=spec) + "Z"
 
 
 class CursorCodec:
@@ -185,8 +158,8 @@ def parse_query(
     device_id = params.get("device_id")
     if not isinstance(device_id, str) or not device_id.strip():
         raise InvalidQueryError("device_id", "is required")
-    if len(device_id) > MAX_DEVICE_ID:
-        raise InvalidQueryError("device_id", f"is longer than {MAX_DEVICE_ID} characters")
+    if len(device_id) > MAX_DEVICE_ID_LENGTH:  # before any lookup: no contract allows more
+        raise InvalidQueryError("device_id", f"is longer than {MAX_DEVICE_ID_LENGTH} characters")
     start = parse_instant(params.get("start"), "start")
     end = parse_instant(params.get("end"), "end")
     if start > end:
@@ -198,6 +171,10 @@ def parse_query(
     contract = store.dataset(dataset)
     if contract is None:
         raise InvalidQueryError("dataset", f"unknown dataset {dataset!r}")
+    if len(device_id) > contract.device_id_length:
+        raise InvalidQueryError(
+            "device_id", f"is longer than {contract.device_id_length} characters"
+        )
     query = ReadingsQuery(device_id, start, end, limit, dataset)
     cursor = params.get("cursor")
     if cursor not in (None, ""):
@@ -218,6 +195,27 @@ def _limit(raw: Any) -> int:
     if not 1 <= limit <= MAX_LIMIT or isinstance(raw, bool | float):
         raise InvalidQueryError("limit", f"must be an integer 1..{MAX_LIMIT}")
     return limit
+
+
+def answer(
+    params: Mapping[str, Any], *, default_dataset: str, store: Store, cursors: CursorCodec
+) -> dict[str, Any]:
+    """Validate raw parameters (`parse_query`) and run the query (`retrieve`).
+
+    Returns
+    -------
+    dict
+        The retrieval body.
+
+    Raises
+    ------
+    InvalidQueryError
+        Naming the first bad parameter.
+    """
+    query, contract = parse_query(
+        params, default_dataset=default_dataset, store=store, cursors=cursors
+    )
+    return retrieve(query, contract, store, cursors)
 
 
 def retrieve(
@@ -241,15 +239,8 @@ def retrieve(
     dict
         The JSON-ready body; rows carry ``timestamp`` (ISO 8601 Z) and each field.
     """
-    count, stats = store.count_and_stats(contract, query.device_id, query.start, query.end)
-    raw_rows = store.page(
-        contract,
-        query.device_id,
-        start=query.start,
-        end=query.end,
-        after=query.after,
-        limit=query.limit + 1,
-    )
+    count, stats = store.count_and_stats(contract, query)
+    raw_rows = store.page(contract, query, query.limit + 1)  # one more tells "there is more"
     rows: list[dict[str, Any]] = []
     size = 0
     last: dt.datetime | None = None

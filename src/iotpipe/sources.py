@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from iotpipe.storage.base import ObjectRef
+from iotpipe.model import ObjectRef
 
 HASH_CHUNK = 1024 * 1024
 

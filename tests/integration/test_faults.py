@@ -16,13 +16,13 @@ from urllib3.exceptions import ProtocolError
 
 from iotpipe import bootstrap
 from iotpipe.aws.s3 import S3Objects, S3RejectSink
-from iotpipe.config import Settings
-from iotpipe.contract import DataContract, load_contract
+from iotpipe.contract import load_contract
 from iotpipe.handlers.ingest import handler
 from iotpipe.local.stack import LocalContext, LocalStack, Poller
-from iotpipe.readers import RejectedRow
+from iotpipe.model import RejectedRow
 from iotpipe.sample import SampleTruth, write_sample
-from iotpipe.storage.mysql import MySQLParams, MySQLStore
+from iotpipe.storage.ledger import Ledger
+from iotpipe.storage.mysql import MySQLParams
 from tests.integration.conftest import fetch_all, scalar, table_rows
 from tests.integration.test_ingest_lambda import _notification, _sqs_event, expected
 from tests.integration.test_mysql_faults import KillingStore
@@ -33,10 +33,11 @@ ACME = load_contract("acme_usage")
 def install(
     stack: LocalStack, store: Any, objects: S3Objects | None = None, batch_rows: int = 3000
 ) -> None:
-    settings = Settings.from_env()
-    settings = Settings(**{**settings.__dict__, "batch_rows": batch_rows})
+    settings = bootstrap.current_settings(batch_rows=batch_rows)
     bootstrap.use_ingest_runtime(
-        bootstrap.IngestRuntime(settings, store, objects or S3Objects(stack.client("s3")), {})
+        bootstrap.build_ingest_runtime(
+            settings, store=store, objects=objects or S3Objects(stack.client("s3"))
+        )
     )
 
 
@@ -171,16 +172,26 @@ def test_same_object_delivered_to_four_workers_at_once(
     assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 1
 
 
+class _KillingLedger(Ledger):
+    def __init__(self, store: KillingStore) -> None:
+        super().__init__(store.db)
+        self._store = store
+
+    def mark_loaded(self, cursor: Any, claim: Any, report: Any) -> None:
+        if not self._store.killed:
+            self._store.kill(cursor)
+        super().mark_loaded(cursor, claim, report)
+
+
 class KillAtCommit(KillingStore):
     """Kills the connection just before the ledger row is marked loaded (inside the txn)."""
 
-    def _bulk_upsert(self, cursor: Any, contract: DataContract, rows: Any) -> None:
-        MySQLStore._bulk_upsert(self, cursor, contract, rows)
+    def __init__(self, params: MySQLParams, kill_after: int) -> None:
+        super().__init__(params, kill_after)
+        self.ledger = _KillingLedger(self)
 
-    def _mark_loaded(self, cursor: Any, claim: Any, report: Any) -> None:
-        if not self.killed:
-            self.kill(cursor)
-        super()._mark_loaded(cursor, claim, report)
+    def after_batch(self, cursor: Any) -> None:
+        pass
 
 
 @pytest.mark.parametrize("where", ["first batch", "third batch", "before commit"])

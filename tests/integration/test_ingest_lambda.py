@@ -17,14 +17,14 @@ from boto3.s3.transfer import TransferConfig
 
 from iotpipe import bootstrap
 from iotpipe.aws.s3 import S3Objects
-from iotpipe.config import Settings
 from iotpipe.contract import load_contract
 from iotpipe.errors import FileFailedError
 from iotpipe.handlers.ingest import handler
 from iotpipe.local.stack import LocalContext, LocalStack, Poller
+from iotpipe.model import ObjectRef
 from iotpipe.sample import SampleTruth, write_sample
-from iotpipe.storage.base import ObjectRef, new_owner
 from iotpipe.storage.mysql import MySQLParams
+from iotpipe.storage.store import new_owner
 from tests.integration.conftest import fetch_all, scalar, table_rows
 from tests.integration.test_mysql_faults import KillingStore
 
@@ -211,11 +211,13 @@ def test_database_outage_mid_file_ends_with_exact_rows(
 ) -> None:
     path = tmp_path / "o.csv.gz"
     truth = write_sample(path, 20_000, seed=44, keep_rows=True)
-    settings = Settings.from_env()
     killing = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=2)
-    runtime = bootstrap.IngestRuntime(settings, killing, S3Objects(stack.client("s3")), {})
+    runtime = bootstrap.build_ingest_runtime(
+        bootstrap.current_settings(batch_rows=4000),
+        store=killing,
+        objects=S3Objects(stack.client("s3")),
+    )
     bootstrap.use_ingest_runtime(runtime)
-    runtime.settings = Settings(**{**settings.__dict__, "batch_rows": 4000})
     stack.upload(str(path), "incoming/outage.csv.gz")
     Poller(stack).drain()
     assert killing.killed == 1

@@ -16,8 +16,8 @@ import pytest
 from iotpipe.contract import load_contract
 from iotpipe.local.server import ReadingsServer
 from iotpipe.local.stack import free_port
-from iotpipe.retrieve import iso_z
 from iotpipe.sample import SampleTruth
+from iotpipe.times import iso_z
 from tests.integration.conftest import load_sample
 
 CHROMIUM = Path("/usr/bin/chromium")

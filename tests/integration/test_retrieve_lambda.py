@@ -21,8 +21,8 @@ from iotpipe.errors import InvalidQueryError
 from iotpipe.handlers.retrieve import handler
 from iotpipe.local.server import http_api_event
 from iotpipe.local.stack import LocalContext
-from iotpipe.retrieve import iso_z
 from iotpipe.sample import SampleTruth
+from iotpipe.times import iso_z
 from tests.integration.conftest import load_sample
 
 ACME = load_contract("acme_usage")

@@ -18,9 +18,10 @@ from iotpipe.bootstrap import build_store
 from iotpipe.cli import main
 from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
 from iotpipe.ingest import IngestOptions, ingest_object
+from iotpipe.model import ObjectRef
 from iotpipe.sample import SampleTruth, write_sample
 from iotpipe.sources import local_object
-from iotpipe.storage.base import ObjectRef, new_owner
+from iotpipe.storage.store import new_owner
 from tests.integration.conftest import fetch_all, scalar, table_rows
 
 ACME = load_contract("acme_usage")
@@ -286,3 +287,35 @@ def test_additive_migration_keeps_rows(store_url: str, tmp_path: Path) -> None:
         assert fresh.dataset("nope") is None
     finally:
         fresh.close()
+
+
+def test_a_contract_may_allow_longer_device_ids_than_128(store_url: str, tmp_path: Path) -> None:
+    # maxLength once passed cleaning and then failed (or was cut) in a VARCHAR(128) key.
+    doc = contract_to_dict(ACME)
+    store = build_store(store_url)
+    try:
+        store.ensure_schema(ACME)  # a table made when the limit was 128
+        doc["device_id"]["maxLength"] = 200
+        wider = contract_from_dict(doc)
+        path = tmp_path / "long ids.csv"
+        long_id = "d" * 190
+        path.write_text(
+            "device_id,timestamp,battery_pct\n"
+            f"{long_id},2024-05-01T00:00:00Z,50\n"
+            f"{'e' * 201},2024-05-01T00:00:00Z,51\n",
+            encoding="utf-8",
+        )
+        report = ingest_object(
+            lambda: path.open("rb"),
+            local_object(path),
+            wider,
+            store,
+            options=IngestOptions(now=NOW),
+        )
+    finally:
+        store.close()
+    assert report.status == "loaded"
+    assert report.counters.reject_reasons == {"invalid_device_id": 1}
+    assert fetch_all(store_url, "SELECT device_id, battery_pct FROM device_usage") == [
+        (long_id, 50.0)
+    ]

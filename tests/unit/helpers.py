@@ -10,7 +10,8 @@ import polars as pl
 
 from iotpipe.clean import CleanCounters, Cleaner
 from iotpipe.contract import DataContract, contract_from_dict
-from iotpipe.readers import RejectedRow, open_records
+from iotpipe.model import RejectedRow
+from iotpipe.readers import open_records
 
 NOW = dt.datetime(2025, 6, 1, 12, 0, 0)
 

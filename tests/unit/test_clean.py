@@ -5,7 +5,7 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from iotpipe.clean import parse_timestamps, timestamp_expr
+from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from tests.unit.helpers import NOW, clean_bytes, contract
 
 UTC_2024 = dt.datetime(2024, 3, 5, 6, 7, 8)

@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from iotpipe.aws.events import EventShapeError, decode_event
+from iotpipe.aws.events import decode_event
+from iotpipe.errors import EventShapeError
 
 EVENTS = Path(__file__).resolve().parents[2] / "events"
 KEY = "incoming/acme usage 2024-01 + café.csv.gz"

@@ -52,3 +52,16 @@ def test_nested_ndjson_and_yaml_round_trip() -> None:
     sources = {f.sources[0]: f.type for f in c.fields}
     assert sources == {"object.temp": "number", "object.ok": "boolean"}
     assert yaml.safe_load(text)["timestamp"]["timezone"] == "UTC"
+
+
+def test_hex_addresses_that_look_like_epoch_numbers_are_not_times() -> None:
+    # A LoRaWAN devaddr column ("0A000048", "53010048", ...): some values are all digits and
+    # parse as epoch seconds. Analysing such a column once crashed Polars (a panic).
+    addresses = ["0A000048", "53010048", "C3000048"]
+    lines = ["dev,devaddr,time,temp"]
+    lines += [
+        f"d{i % 2},{addresses[i % 3]},2024-01-01T00:{i % 60:02d}:00Z,{i % 7}" for i in range(60)
+    ]
+    c = infer_contract(io.BytesIO("\n".join(lines).encode()), name="lora.csv")
+    assert c.timestamp.parts == {"value": ("time",)}
+    assert {f.sources[0]: f.type for f in c.fields}["devaddr"] == "category"

@@ -13,9 +13,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
-from iotpipe.clean import Cleaner, marker_spellings, parse_timestamps, timestamp_expr
+from iotpipe.clean import Cleaner, marker_spellings
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import open_records
+from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from tests.unit.helpers import NOW, contract
 
 REASONS = {

@@ -8,8 +8,9 @@ import pytest
 
 from iotpipe.contract import load_contract
 from iotpipe.errors import InvalidQueryError
-from iotpipe.retrieve import CursorCodec, iso_z, parse_instant, parse_query, retrieve
+from iotpipe.retrieve import CursorCodec, parse_instant, parse_query, retrieve
 from iotpipe.storage.sqlite import SQLiteStore
+from iotpipe.times import iso_z
 
 ACME = load_contract("acme_usage")
 

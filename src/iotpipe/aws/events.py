@@ -16,14 +16,10 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import unquote_plus
 
-from iotpipe.errors import IotpipeError
-from iotpipe.ingest import AnnouncedObject
+from iotpipe.errors import EventShapeError
+from iotpipe.model import AnnouncedObject
 
 Shape = Literal["s3", "sqs", "eventbridge", "test"]
-
-
-class EventShapeError(IotpipeError):
-    """The event is not one this function accepts."""
 
 
 @dataclass(frozen=True)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from iotpipe.errors import SourceMissingError, SourceReadError
-from iotpipe.readers import RejectedRow
+from iotpipe.model import RejectedRow
+from iotpipe.readers.streams import ReadStream
 from iotpipe.rejects import RejectsCsvWriter
 
 SPOOL_BYTES = 8 * 1024 * 1024
+READ_BUFFER_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,15 @@ class S3Objects:
             raise
         except BotoCoreError as exc:  # connection trouble: retry
             raise SourceReadError(f"cannot open s3://{bucket}/{key}: {exc}") from exc
-        return io.BufferedReader(_BodyStream(body), buffer_size=1024 * 1024)
+
+        def read(n: int) -> bytes:
+            try:
+                data: bytes = body.read(n)
+            except Exception as exc:  # botocore/urllib3 raise several types mid-stream
+                raise SourceReadError(f"reading the object broke off: {exc}") from exc
+            return data
+
+        return io.BufferedReader(ReadStream(read, body.close), buffer_size=READ_BUFFER_BYTES)
 
     def rejects_sink(self, bucket: str, key: str) -> S3RejectSink:
         """Return a sink that collects rejected rows and uploads them as one CSV."""
@@ -147,26 +157,3 @@ class S3RejectSink:
     def close(self) -> None:
         """Discard the spool."""
         self._text.close()
-
-
-class _BodyStream(io.RawIOBase):
-    """A botocore StreamingBody as a raw stream; read errors become `SourceReadError`."""
-
-    def __init__(self, body: Any) -> None:
-        self._body = body
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        try:
-            data = self._body.read(len(buffer))
-        except Exception as exc:  # botocore/urllib3 raise several types mid-stream
-            raise SourceReadError(f"reading the object broke off: {exc}") from exc
-        n = len(data)
-        buffer[:n] = data
-        return n
-
-    def close(self) -> None:
-        self._body.close()
-        super().close()

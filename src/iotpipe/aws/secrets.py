@@ -1,15 +1,12 @@
-"""Database credentials from Secrets Manager, cached across warm invocations."""
+"""Database credentials from Secrets Manager (read once per container, when its store is built)."""
 
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 from urllib.parse import quote
 
 from iotpipe.errors import StorageError
-
-CACHE_SECONDS = 900.0
 
 
 class DatabaseSecrets:
@@ -22,28 +19,21 @@ class DatabaseSecrets:
     ----------
     client
         A boto3 Secrets Manager client.
-    ttl
-        Seconds to keep a secret before fetching it again (rotation).
     """
 
-    def __init__(self, client: Any, ttl: float = CACHE_SECONDS) -> None:
+    def __init__(self, client: Any) -> None:
         self._client = client
-        self._ttl = ttl
-        self._cache: dict[str, tuple[float, dict[str, Any]]] = {}
 
     def secret(self, arn: str) -> dict[str, Any]:
-        """Return the secret's JSON document (cached)."""
-        now = time.monotonic()
-        hit = self._cache.get(arn)
-        if hit is not None and now - hit[0] < self._ttl:
-            return hit[1]
+        """Return the secret's JSON document."""
         raw = self._client.get_secret_value(SecretId=arn)["SecretString"]
         try:
             document = json.loads(raw)
         except ValueError as exc:
             raise StorageError(f"the database secret {arn} is not JSON") from exc
-        self._cache[arn] = (now, document)
-        return dict(document)
+        if not isinstance(document, dict):
+            raise StorageError(f"the database secret {arn} is not a JSON object")
+        return document
 
     def database_url(
         self, arn: str, host: str | None, port: int | None, database: str | None

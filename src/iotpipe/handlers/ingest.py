@@ -59,7 +59,7 @@ def _ingest_group(group: MessageGroup, context: Any) -> bool:
         try:
             report = ingest_announced(
                 obj,
-                runtime.contract_for(obj.key),
+                runtime.contracts.for_key(obj.key),
                 runtime.store,
                 runtime.objects,
                 options=options,

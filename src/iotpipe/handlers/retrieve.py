@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from iotpipe import bootstrap
 from iotpipe.errors import InvalidQueryError
-from iotpipe.retrieve import parse_query, retrieve
+from iotpipe.retrieve import answer
 
 logger = Logger(service="iotpipe-retrieve")
 JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
@@ -41,10 +41,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 def _answer(params: dict[str, Any]) -> dict[str, Any]:
     runtime = bootstrap.retrieve_runtime()
-    query, contract = parse_query(
+    return answer(
         params, default_dataset=runtime.dataset, store=runtime.store, cursors=runtime.cursors
     )
-    return retrieve(query, contract, runtime.store, runtime.cursors)
 
 
 def _direct_params(event: dict[str, Any]) -> dict[str, Any]:

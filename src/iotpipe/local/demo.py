@@ -7,17 +7,18 @@ loads SQLite; then the retrieval service answers for one device.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
-import os
+import logging
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from iotpipe.config import ENV_CONTRACT, ENV_DATABASE_URL, Settings
+from iotpipe import bootstrap
 from iotpipe.sample import write_sample
 
 DEMO_KEY = "incoming/acme usage 2024-01 + café.csv.gz"
@@ -42,11 +43,10 @@ def run_demo(rows: int = 20_000, say: Callable[[str], None] = print) -> int:
     from iotpipe.local.stack import LocalStack, Poller
 
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="iotpipe-demo-") as tmp:
-        os.environ[ENV_DATABASE_URL] = f"sqlite:///{tmp}/demo.db"
-        os.environ[ENV_CONTRACT] = "acme_usage"
-        os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-        os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    with (
+        tempfile.TemporaryDirectory(prefix="iotpipe-demo-") as tmp,
+        bootstrap.configured(database_url=f"sqlite:///{tmp}/demo.db", contract="acme_usage"),
+    ):
         source = Path(tmp) / "acme.csv.gz"
         truth = write_sample(source, rows, devices=20, seed=7)
         size = source.stat().st_size
@@ -57,7 +57,8 @@ def run_demo(rows: int = 20_000, say: Callable[[str], None] = print) -> int:
             stack.upload(str(source), DEMO_KEY)
             say(f"3. uploaded s3://{stack.bucket}/{DEMO_KEY}")
             poller = Poller(stack)
-            poller.drain(timeout_seconds=60)
+            with _quiet_handler():
+                poller.drain(timeout_seconds=60)
             say(f"4. S3 -> SQS -> ingest handler: {poller.invocations} invocation(s)")
             s3 = stack.client("s3")
             report = _json(s3, stack.bucket, f"reports/{DEMO_KEY}.json")
@@ -72,6 +73,19 @@ def run_demo(rows: int = 20_000, say: Callable[[str], None] = print) -> int:
             stack.stop()
     say(f"done in {time.monotonic() - started:.1f} s")
     return status
+
+
+@contextlib.contextmanager
+def _quiet_handler() -> Any:
+    """Keep the handler's JSON log lines and EMF metrics (one per line, on stdout) out."""
+    handler_logger = logging.getLogger("iotpipe-ingest")
+    level = handler_logger.level
+    handler_logger.setLevel(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        handler_logger.setLevel(level)
 
 
 def _json(s3: Any, bucket: str, key: str) -> dict[str, Any]:
@@ -100,21 +114,21 @@ def _print_report(report: dict[str, Any], truth: dict[str, Any], say: Callable[[
 
 
 def _print_query(say: Callable[[str], None]) -> None:
-    from iotpipe.bootstrap import build_store, database_url
-    from iotpipe.retrieve import CursorCodec, parse_query, retrieve
+    from iotpipe.retrieve import answer
 
-    settings = Settings.from_env()
-    store = build_store(database_url(None, settings))
-    codec = CursorCodec(settings.cursor_secret)
+    runtime = bootstrap.build_retrieve_runtime()
     params = {
         "device_id": "dev-00003",
         "start": "2024-01-01T00:00:00Z",
         "end": "2024-01-01T12:00:00Z",
         "limit": "5",
     }
-    query, contract = parse_query(params, default_dataset="acme_usage", store=store, cursors=codec)
-    body = retrieve(query, contract, store, codec)
-    store.close()
+    try:
+        body = answer(
+            params, default_dataset=runtime.dataset, store=runtime.store, cursors=runtime.cursors
+        )
+    finally:
+        runtime.store.close()
     say(
         f"6. retrieval: device {body['device_id']}, {body['start']} .. {body['end']}: "
         f"{body['count']} rows (first {len(body['rows'])} shown)"

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import time
 import urllib.request
@@ -22,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iotpipe import bootstrap
-from iotpipe.config import ENV_AWS_ENDPOINT_URL
 
 DEFAULT_BUCKET = "iotpipe-raw"
 DEFAULT_QUEUE = "iotpipe-ingest"
@@ -30,11 +28,7 @@ INCOMING_PREFIX = "incoming/"
 VISIBILITY_SECONDS = 5
 MAX_RECEIVES = 3
 REGION = "us-east-1"
-LOCAL_CREDENTIALS = {
-    "AWS_ACCESS_KEY_ID": "local",
-    "AWS_SECRET_ACCESS_KEY": "local",
-    "AWS_DEFAULT_REGION": REGION,
-}
+LOCAL_KEY = "local"  # moto accepts any credentials; these never leave 127.0.0.1
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -53,6 +47,19 @@ class LocalContext:
     def get_remaining_time_in_millis(self) -> int:
         """Milliseconds left before this (pretend) invocation times out."""
         return int(max(0.0, self.timeout_seconds - (time.monotonic() - self.started)) * 1000)
+
+
+def local_client(service: str, endpoint: str) -> Any:
+    """Return a boto3 client for a local stand-in server (fixed region and dummy credentials)."""
+    import boto3
+
+    return boto3.client(
+        service,
+        endpoint_url=endpoint,
+        region_name=REGION,
+        aws_access_key_id=LOCAL_KEY,
+        aws_secret_access_key=LOCAL_KEY,
+    )
 
 
 def free_port() -> int:
@@ -89,9 +96,6 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request
-        for name, value in LOCAL_CREDENTIALS.items():
-            os.environ.setdefault(name, value)
-        os.environ[ENV_AWS_ENDPOINT_URL] = self.endpoint
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self._server.start()
         # moto keeps its state per process, across servers: start from nothing.
@@ -124,7 +128,8 @@ class LocalStack:
                 ]
             },
         )
-        bootstrap.use_ingest_runtime(None)  # the next invocation reads the new endpoint
+        # Every runtime built from now on reads and writes through this server.
+        bootstrap.configure(aws_client=self.client)
         return self
 
     def stop(self) -> None:
@@ -132,13 +137,12 @@ class LocalStack:
         if self._server is not None:
             self._server.stop()
             self._server = None
-        bootstrap.use_ingest_runtime(None)
+        bootstrap.configure(aws_client=None)
+        bootstrap.use_ingest_runtime(None)  # release this thread's connections now
 
     def client(self, service: str) -> Any:
         """Return a boto3 client for the local server."""
-        import boto3
-
-        return boto3.client(service, endpoint_url=self.endpoint, region_name=REGION)
+        return local_client(service, self.endpoint)
 
     def upload(self, path: str, key: str) -> None:
         """Upload a file (multipart above 8 MB, as the AWS CLI does)."""

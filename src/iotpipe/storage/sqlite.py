@@ -1,35 +1,63 @@
 """The embedded default store: stdlib sqlite3 in WAL mode, with the MySQL store's behaviour.
 
 SQLite has one writer at a time, so a file load's transaction (``BEGIN IMMEDIATE``) serialises
-writers, and category codes are assigned inside that same transaction.
+writers, and category codes are assigned inside that same transaction (one connection).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
-from iotpipe.contract import DEVICE_ID, TS, DataContract, Field
 from iotpipe.errors import StorageError
-from iotpipe.storage.base import (
-    CATEGORIES,
-    CATEGORY_SEQ,
-    DATASETS,
-    LEDGER,
-    SqlStore,
-    quote,
-    rows_for_insert,
-)
-
-if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
-    import polars as pl
+from iotpipe.storage.database import Database
+from iotpipe.storage.dialect import SqlDialect
+from iotpipe.storage.readings import InsertBulkPath
+from iotpipe.storage.store import SqlStore
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+FRAME_TIME_FORMAT = "%Y-%m-%d %H:%M:%S.%6f"  # the same, in Polars' strftime
 BUSY_TIMEOUT_SECONDS = 60.0
+# Writers queue for SQLite's single write lock; give a "locked" answer more patience.
+RETRIES = 10
+
+
+def _from_db_time(value: Any) -> dt.datetime | None:
+    return None if value is None else dt.datetime.strptime(str(value), TIME_FORMAT)
+
+
+SQLITE = SqlDialect(
+    name="sqlite",
+    placeholder="?",
+    types={
+        "char": "TEXT",
+        "varchar": "TEXT",
+        "int": "INTEGER",
+        "bigint": "INTEGER",
+        "double": "REAL",
+        "bool": "INTEGER",
+        "flag": "INTEGER",
+        "text": "TEXT",
+        "long_text": "TEXT",
+        "time": "TEXT",
+    },
+    table_options="",
+    clustered=" WITHOUT ROWID",  # clustered on (device_id, ts), like InnoDB
+    begin_write="BEGIN IMMEDIATE",
+    insert_ignore="INSERT OR IGNORE",
+    for_update="",  # BEGIN IMMEDIATE already holds the only write lock
+    upsert=("ON CONFLICT (`device_id`, `ts`) DO UPDATE SET {updates}", "excluded.{column}"),
+    columns_sql="SELECT name, NULL FROM pragma_table_info(%s)",
+    to_db_time=lambda value: value.strftime(TIME_FORMAT),
+    from_db_time=_from_db_time,
+    is_transient=lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
+    is_missing_table=lambda exc: (
+        isinstance(exc, sqlite3.OperationalError) and "no such table" in str(exc)
+    ),
+)
 
 
 def sqlite_path(url: str) -> Path:
@@ -52,165 +80,34 @@ def sqlite_path(url: str) -> Path:
 
 
 class SQLiteStore(SqlStore):
-    """`Store` on a SQLite file.
+    """`SqlStore` on a SQLite file (created when missing).
 
     Parameters
     ----------
     path
-        The database file (created when missing).
+        The database file.
     """
 
-    # Writers queue for SQLite's single write lock; give a "locked" answer more patience.
-    transient_retries = 10
-
     def __init__(self, path: Path) -> None:
-        super().__init__()
         self.path = path
-        self._conn: sqlite3.Connection | None = None
+        super().__init__(
+            Database(SQLITE, self._connect, retries=RETRIES),
+            bulk=InsertBulkPath(SQLITE, FRAME_TIME_FORMAT),
+        )
 
     @classmethod
     def from_url(cls, url: str) -> SQLiteStore:
         """Build a store from a ``sqlite:///`` URL."""
         return cls(sqlite_path(url))
 
-    def close(self) -> None:
-        """Close the connection."""
-        self._reset()
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(
-                self.path,
-                timeout=BUSY_TIMEOUT_SECONDS,
-                isolation_level=None,
-                check_same_thread=False,
-            )
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            self._conn = conn
-        return self._conn
-
-    def _reset(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-        self._conn = None
-
-    def _is_transient(self, exc: BaseException) -> bool:
-        return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
-
-    def _sql(self, statement: str) -> str:
-        return statement.replace("%s", "?")
-
-    def _to_db_time(self, value: dt.datetime) -> Any:
-        return value.strftime(TIME_FORMAT)
-
-    def _from_db_time(self, value: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        return dt.datetime.strptime(str(value), TIME_FORMAT)
-
-    def _for_update(self) -> str:
-        return ""
-
-    def _begin_write(self, cursor: Any) -> None:
-        cursor.execute("BEGIN IMMEDIATE")
-
-    def _table_options(self) -> str:
-        return " WITHOUT ROWID"  # clustered on (device_id, ts), like InnoDB
-
-    def _shared_ddl(self) -> list[str]:
-        return [
-            f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
-  object_id TEXT NOT NULL PRIMARY KEY,
-  dataset TEXT NOT NULL,
-  source TEXT NOT NULL,
-  version TEXT NOT NULL,
-  size INTEGER NULL,
-  status TEXT NOT NULL,
-  owner TEXT NULL,
-  lease_until TEXT NULL,
-  attempts INTEGER NOT NULL DEFAULT 0,
-  rows_read INTEGER NULL,
-  rows_loaded INTEGER NULL,
-  rows_rejected INTEGER NULL,
-  error TEXT NULL,
-  report TEXT NULL,
-  claimed_at TEXT NULL,
-  finished_at TEXT NULL
-)""",
-            f"CREATE INDEX IF NOT EXISTS ledger_status ON {LEDGER} (status, lease_until)",
-            f"""CREATE TABLE IF NOT EXISTS {CATEGORIES} (
-  dataset TEXT NOT NULL,
-  column_name TEXT NOT NULL,
-  value TEXT NOT NULL,
-  code INTEGER NOT NULL,
-  PRIMARY KEY (dataset, column_name, value),
-  UNIQUE (dataset, column_name, code)
-)""",
-            f"""CREATE TABLE IF NOT EXISTS {CATEGORY_SEQ} (
-  dataset TEXT NOT NULL,
-  column_name TEXT NOT NULL,
-  last_code INTEGER NOT NULL,
-  PRIMARY KEY (dataset, column_name)
-)""",
-            f"""CREATE TABLE IF NOT EXISTS {DATASETS} (
-  name TEXT NOT NULL PRIMARY KEY,
-  table_name TEXT NOT NULL,
-  contract TEXT NOT NULL,
-  updated_at TEXT NOT NULL
-)""",
-        ]
-
-    def _column_type(self, field: Field | None, column: str) -> str:
-        if column in (DEVICE_ID, TS):
-            return "TEXT NOT NULL"
-        if field is None:
-            return "INTEGER NULL" if column.endswith("_code") else "INTEGER NOT NULL DEFAULT 0"
-        if field.type == "number":
-            return "REAL NULL"
-        if field.type in ("integer", "boolean"):
-            return "INTEGER NULL"
-        return "TEXT NULL"
-
-    def _existing_columns(self, cursor: Any, table: str) -> set[str]:
-        cursor.execute(f"PRAGMA table_info({quote(table)})")
-        return {str(r[1]) for r in cursor.fetchall()}
-
-    def _upsert_sql(self, table: str, columns: Sequence[str]) -> str:
-        names = ", ".join(quote(c) for c in columns)
-        marks = ", ".join(["?"] * len(columns))
-        updates = ", ".join(
-            f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in (DEVICE_ID, TS)
+    def _connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            self.path,
+            timeout=BUSY_TIMEOUT_SECONDS,
+            isolation_level=None,
+            check_same_thread=False,
         )
-        return (
-            f"INSERT INTO {quote(table)} ({names}) VALUES ({marks}) "
-            f"ON CONFLICT ({quote(DEVICE_ID)}, {quote(TS)}) DO UPDATE SET {updates}"
-        )
-
-    def _bulk_upsert(self, cursor: Any, contract: DataContract, rows: pl.DataFrame) -> None:
-        import polars as pl
-
-        times = [name for name, dtype in rows.schema.items() if isinstance(dtype, pl.Datetime)]
-        if times:
-            rows = rows.with_columns(pl.col(times).dt.strftime("%Y-%m-%d %H:%M:%S.%6f"))
-        cursor.executemany(self._upsert_sql(contract.table, rows.columns), rows_for_insert(rows))
-
-    def _codes_locked(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
-        def assign(cursor: Any) -> Mapping[str, int]:
-            cursor.execute(
-                f"INSERT OR IGNORE INTO {CATEGORY_SEQ} (dataset, column_name, last_code) "
-                "VALUES (?, ?, 0)",
-                (dataset, column),
-            )
-            return self._assign_codes(cursor, dataset, column, values)
-
-        if self._load_cursor is not None:
-            # Inside a file load this connection already holds SQLite's write lock.
-            return assign(self._load_cursor)
-
-        def run(cursor: Any) -> Mapping[str, int]:
-            self._begin_write(cursor)
-            return assign(cursor)
-
-        return self._retrying(run)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = NORMAL")
+        return conn

@@ -1,51 +1,37 @@
-"""Data contracts: what a source file must look like and how to clean it (YAML, Table Schema-like).
-
-A contract is modelled on Frictionless Table Schema (``fields`` with ``type``, ``constraints``
-and ``missingValues``) plus the iotpipe extensions a pipeline needs: where each value comes from
-(``source``: CSV column names, matched case-insensitively after trimming, or dotted JSON paths),
-which field is the device id, how the timestamp is built (one column, date + time, or
-year/month/day/hour parts), the zone of naive times, the CSV dialect, what to do with an invalid
-value (``on_invalid``) and how categoricals are encoded.
-
-Every output column name is validated against a strict identifier pattern here, so storage can
-use them as SQL identifiers.
-"""
+"""Read and validate contract YAML into a `DataContract`; errors name the offending key."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from iotpipe.errors import ContractError
-
-FieldType = Literal["string", "number", "integer", "boolean", "datetime", "category"]
-OnInvalid = Literal["null", "reject"]
-Encoding = Literal["code", "onehot+code"]
-
-FIELD_TYPES: tuple[FieldType, ...] = (
-    "string",
-    "number",
-    "integer",
-    "boolean",
-    "datetime",
-    "category",
+from iotpipe.contract.schema import (
+    DEFAULT_DEVICE_ID_LENGTH,
+    DEFAULT_MISSING_VALUES,
+    DEVICE_ID,
+    FIELD_TYPES,
+    IDENTIFIER,
+    MAX_DEVICE_ID_LENGTH,
+    MAX_IDENTIFIER,
+    RESERVED,
+    TIMESTAMP_PARTS,
+    DataContract,
+    Dialect,
+    Encoding,
+    Field,
+    FieldType,
+    OnInvalid,
+    TimestampSpec,
+    slug,
 )
-DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "null", "None", "nan", "-", "?")
-TIMESTAMP_PARTS = ("date", "time", "year", "month", "day", "hour", "minute", "second")
-
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-MAX_IDENTIFIER = 64
-DEVICE_ID = "device_id"
-TS = "ts"
-RESERVED = frozenset({DEVICE_ID, TS})
+from iotpipe.errors import ContractError
 
 _PART_SETS: tuple[frozenset[str], ...] = (
     frozenset({"date", "time"}),
@@ -57,156 +43,6 @@ _PART_SETS: tuple[frozenset[str], ...] = (
 )
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _DURATION_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
-
-
-@dataclass(frozen=True)
-class Field:
-    """One output column of a contract.
-
-    Attributes
-    ----------
-    name
-        Output column name (a validated SQL identifier).
-    type
-        One of ``FIELD_TYPES``.
-    sources
-        Where the value comes from, tried in order: CSV column names or dotted JSON paths.
-    required
-        A row whose value is missing is rejected (``missing_value``).
-    minimum, maximum
-        Inclusive numeric bounds.
-    enum
-        Closed vocabulary (already case-folded for categories).
-    max_length
-        Longest accepted string.
-    missing_values
-        Case-folded markers that mean "no value".
-    on_invalid
-        ``null``: null the value and count it; ``reject``: reject the row.
-    encoding
-        For categories: ``code`` or ``onehot+code``.
-    measurement
-        Counts towards "every measurement is missing".
-    """
-
-    name: str
-    type: FieldType
-    sources: tuple[str, ...]
-    required: bool = False
-    minimum: float | None = None
-    maximum: float | None = None
-    enum: tuple[str, ...] | None = None
-    max_length: int | None = None
-    missing_values: frozenset[str] = frozenset()
-    on_invalid: OnInvalid = "null"
-    encoding: Encoding | None = None
-    measurement: bool = False
-    description: str = ""
-
-    @property
-    def onehot_columns(self) -> dict[str, str]:
-        """Map each closed-vocabulary value to its one-hot column name (empty if none)."""
-        if self.encoding != "onehot+code" or not self.enum:
-            return {}
-        return {value: f"{self.name}_{_slug(value)}" for value in self.enum}
-
-    @property
-    def code_column(self) -> str | None:
-        """Name of the integer code column of a categorical field."""
-        return f"{self.name}_code" if self.type == "category" else None
-
-
-@dataclass(frozen=True)
-class TimestampSpec:
-    """How the row timestamp is built and which values are plausible."""
-
-    parts: Mapping[str, tuple[str, ...]]
-    timezone: str = "UTC"
-    earliest: dt.datetime = dt.datetime(2000, 1, 1)
-    max_future: dt.timedelta = dt.timedelta(days=1)
-
-    @property
-    def is_single(self) -> bool:
-        """True when the timestamp comes from one source column."""
-        return set(self.parts) == {"value"}
-
-
-@dataclass(frozen=True)
-class Dialect:
-    """CSV dialect. ``delimiter=None`` means sniff it from the file."""
-
-    delimiter: str | None = ","
-    quotechar: str = '"'
-    decimal: str = "."
-    header: bool = True
-    columns: tuple[str, ...] | None = None
-    encoding: str = "utf-8"
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One raw value a reader must extract from each record."""
-
-    name: str
-    sources: tuple[str, ...]
-    required: bool
-
-
-@dataclass(frozen=True)
-class DataContract:
-    """A validated data contract. Build one with `load_contract` or `parse_contract`."""
-
-    name: str
-    table: str
-    device_id: Field
-    timestamp: TimestampSpec
-    fields: tuple[Field, ...]
-    dialect: Dialect = field(default_factory=Dialect)
-    missing_values: frozenset[str] = frozenset(v.casefold() for v in DEFAULT_MISSING_VALUES)
-    description: str = ""
-
-    @property
-    def slots(self) -> list[Slot]:
-        """Raw values to extract per record: device id, timestamp part(s), then each field."""
-        slots = [Slot(DEVICE_ID, self.device_id.sources, required=True)]
-        for part, sources in self.timestamp.parts.items():
-            name = TS if part == "value" else f"{TS}.{part}"
-            slots.append(Slot(name, sources, required=True))
-        slots.extend(Slot(f.name, f.sources, required=f.required) for f in self.fields)
-        return slots
-
-    @property
-    def measurements(self) -> tuple[Field, ...]:
-        """Fields that count as measurements for the ``no_measurements`` rule."""
-        return tuple(f for f in self.fields if f.measurement)
-
-    @property
-    def categories(self) -> tuple[Field, ...]:
-        """Categorical fields."""
-        return tuple(f for f in self.fields if f.type == "category")
-
-    @property
-    def numeric_fields(self) -> tuple[Field, ...]:
-        """Number and integer fields (the ones retrieval summarises)."""
-        return tuple(f for f in self.fields if f.type in ("number", "integer"))
-
-    @property
-    def output_columns(self) -> list[str]:
-        """Every stored column, in table order: key, fields, then encodings."""
-        columns = [DEVICE_ID, TS, *(f.name for f in self.fields)]
-        for f in self.categories:
-            columns.append(f"{f.name}_code")
-            columns.extend(f.onehot_columns.values())
-        return columns
-
-
-def _slug(value: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", value.casefold()).strip("_") or "empty"
-
-
-# --------------------------------------------------------------------------------------------
-# Parsing and validation
-# --------------------------------------------------------------------------------------------
 
 
 def load_contract(ref: str | Path) -> DataContract:
@@ -399,7 +235,11 @@ _DEVICE_KEYS = {"source", "maxLength", "description"}
 def _device_id(raw: Any, missing: frozenset[str]) -> Field:
     doc = {"source": raw} if isinstance(raw, str | list) else _mapping(raw, "device_id")
     _no_unknown_keys(doc, _DEVICE_KEYS, "device_id")
-    max_length = _positive_int(doc.get("maxLength", 128), "device_id.maxLength")
+    max_length = _positive_int(
+        doc.get("maxLength", DEFAULT_DEVICE_ID_LENGTH), "device_id.maxLength"
+    )
+    if max_length > MAX_DEVICE_ID_LENGTH:
+        raise ContractError("device_id.maxLength", f"must be at most {MAX_DEVICE_ID_LENGTH}")
     return Field(
         name=DEVICE_ID,
         type="string",
@@ -542,7 +382,7 @@ def _enum(raw: Any, ftype: str, where: str) -> tuple[str, ...] | None:
         values = [v.casefold() for v in values]
     if len(set(values)) != len(values):
         raise ContractError(where, "has duplicate values")
-    if ftype == "category" and len({_slug(v) for v in values}) != len(values):
+    if ftype == "category" and len({slug(v) for v in values}) != len(values):
         raise ContractError(where, "values collide once turned into one-hot column names")
     return tuple(values)
 
@@ -606,84 +446,3 @@ def _duration(raw: Any, where: str) -> dt.timedelta:
     if not match:
         raise ContractError(where, "must be a duration like 1d, 12h, 30m or 90s")
     return dt.timedelta(**{_DURATION_UNITS[match.group(2)]: int(match.group(1))})
-
-
-def contract_to_dict(contract: DataContract) -> dict[str, Any]:
-    """Render a contract back to its YAML document form (used by ``contract infer``).
-
-    Parameters
-    ----------
-    contract
-        The contract.
-
-    Returns
-    -------
-    dict
-        A mapping that `contract_from_dict` accepts and that round-trips.
-    """
-    dialect = contract.dialect
-    doc: dict[str, Any] = {"name": contract.name, "table": contract.table}
-    if contract.description:
-        doc["description"] = contract.description
-    doc["missingValues"] = sorted(contract.missing_values)
-    doc["dialect"] = {
-        "delimiter": dialect.delimiter or "auto",
-        "decimal": dialect.decimal,
-        "header": dialect.header,
-        "encoding": dialect.encoding,
-    }
-    if dialect.columns is not None:
-        doc["dialect"]["columns"] = list(dialect.columns)
-    doc["device_id"] = {
-        "source": _one_or_list(contract.device_id.sources),
-        "maxLength": contract.device_id.max_length,
-    }
-    ts = contract.timestamp
-    ts_doc: dict[str, Any] = {}
-    for part, sources in ts.parts.items():
-        ts_doc["source" if part == "value" else part] = _one_or_list(sources)
-    ts_doc["timezone"] = ts.timezone
-    ts_doc["earliest"] = ts.earliest.date().isoformat()
-    ts_doc["max_future"] = f"{int(ts.max_future.total_seconds())}s"
-    doc["timestamp"] = ts_doc
-    doc["fields"] = [_field_to_dict(f, contract.missing_values) for f in contract.fields]
-    return doc
-
-
-def _field_to_dict(f: Field, missing_values: frozenset[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {"name": f.name, "type": f.type}
-    if f.description:
-        out["description"] = f.description
-    if f.missing_values != missing_values:
-        out["missingValues"] = sorted(f.missing_values)
-    if f.sources != (f.name,):
-        out["source"] = _one_or_list(f.sources)
-    constraints = _constraints_doc(f)
-    if constraints:
-        out["constraints"] = constraints
-    if f.encoding and f.encoding != ("onehot+code" if f.enum else "code"):
-        out["encoding"] = f.encoding
-    if f.on_invalid != "null":
-        out["on_invalid"] = f.on_invalid
-    if f.measurement != (f.type in ("number", "integer")):
-        out["measurement"] = f.measurement
-    return out
-
-
-def _constraints_doc(f: Field) -> dict[str, Any]:
-    constraints: dict[str, Any] = {}
-    if f.required:
-        constraints["required"] = True
-    if f.minimum is not None:
-        constraints["minimum"] = f.minimum
-    if f.maximum is not None:
-        constraints["maximum"] = f.maximum
-    if f.enum:
-        constraints["enum"] = list(f.enum)
-    if f.max_length is not None:
-        constraints["maxLength"] = f.max_length
-    return constraints
-
-
-def _one_or_list(sources: Sequence[str]) -> str | list[str]:
-    return sources[0] if len(sources) == 1 else list(sources)

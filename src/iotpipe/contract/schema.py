@@ -1,0 +1,196 @@
+"""Data contracts: what a source file must look like and how to clean it (YAML, Table Schema-like).
+
+A contract is modelled on Frictionless Table Schema (``fields`` with ``type``, ``constraints``
+and ``missingValues``) plus the iotpipe extensions a pipeline needs: where each value comes from
+(``source``: CSV column names, matched case-insensitively after trimming, or dotted JSON paths),
+which field is the device id, how the timestamp is built (one column, date + time, or
+year/month/day/hour parts), the zone of naive times, the CSV dialect, what to do with an invalid
+value (``on_invalid``) and how categoricals are encoded.
+
+This module holds the validated contract's types; `iotpipe.contract.parse` reads and validates
+YAML into them (every output column name is checked against `IDENTIFIER` there, so storage can
+use them as SQL identifiers), and `iotpipe.contract.render` writes them back.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldType = Literal["string", "number", "integer", "boolean", "datetime", "category"]
+OnInvalid = Literal["null", "reject"]
+Encoding = Literal["code", "onehot+code"]
+
+FIELD_TYPES: tuple[FieldType, ...] = (
+    "string",
+    "number",
+    "integer",
+    "boolean",
+    "datetime",
+    "category",
+)
+DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "null", "None", "nan", "-", "?")
+TIMESTAMP_PARTS = ("date", "time", "year", "month", "day", "hour", "minute", "second")
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_IDENTIFIER = 64
+DEVICE_ID = "device_id"
+DEFAULT_DEVICE_ID_LENGTH = 128
+# The key (device_id, ts) must fit MySQL's 3,072-byte index limit at 4 bytes a character.
+MAX_DEVICE_ID_LENGTH = 512
+TS = "ts"
+RESERVED = frozenset({DEVICE_ID, TS})
+
+
+@dataclass(frozen=True)
+class Field:
+    """One output column of a contract.
+
+    Attributes
+    ----------
+    name
+        Output column name (a validated SQL identifier).
+    type
+        One of ``FIELD_TYPES``.
+    sources
+        Where the value comes from, tried in order: CSV column names or dotted JSON paths.
+    required
+        A row whose value is missing is rejected (``missing_value``).
+    minimum, maximum
+        Inclusive numeric bounds.
+    enum
+        Closed vocabulary (already case-folded for categories).
+    max_length
+        Longest accepted string.
+    missing_values
+        Case-folded markers that mean "no value".
+    on_invalid
+        ``null``: null the value and count it; ``reject``: reject the row.
+    encoding
+        For categories: ``code`` or ``onehot+code``.
+    measurement
+        Counts towards "every measurement is missing".
+    """
+
+    name: str
+    type: FieldType
+    sources: tuple[str, ...]
+    required: bool = False
+    minimum: float | None = None
+    maximum: float | None = None
+    enum: tuple[str, ...] | None = None
+    max_length: int | None = None
+    missing_values: frozenset[str] = frozenset()
+    on_invalid: OnInvalid = "null"
+    encoding: Encoding | None = None
+    measurement: bool = False
+    description: str = ""
+
+    @property
+    def onehot_columns(self) -> dict[str, str]:
+        """Map each closed-vocabulary value to its one-hot column name (empty if none)."""
+        if self.encoding != "onehot+code" or not self.enum:
+            return {}
+        return {value: f"{self.name}_{slug(value)}" for value in self.enum}
+
+    @property
+    def code_column(self) -> str | None:
+        """Name of the integer code column of a categorical field."""
+        return f"{self.name}_code" if self.type == "category" else None
+
+
+@dataclass(frozen=True)
+class TimestampSpec:
+    """How the row timestamp is built and which values are plausible."""
+
+    parts: Mapping[str, tuple[str, ...]]
+    timezone: str = "UTC"
+    earliest: dt.datetime = dt.datetime(2000, 1, 1)
+    max_future: dt.timedelta = dt.timedelta(days=1)
+
+    @property
+    def is_single(self) -> bool:
+        """True when the timestamp comes from one source column."""
+        return set(self.parts) == {"value"}
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """CSV dialect. ``delimiter=None`` means sniff it from the file."""
+
+    delimiter: str | None = ","
+    quotechar: str = '"'
+    decimal: str = "."
+    header: bool = True
+    columns: tuple[str, ...] | None = None
+    encoding: str = "utf-8"
+
+
+@dataclass(frozen=True)
+class Slot:
+    """One raw value a reader must extract from each record."""
+
+    name: str
+    sources: tuple[str, ...]
+    required: bool
+
+
+@dataclass(frozen=True)
+class DataContract:
+    """A validated data contract. Build one with `load_contract` or `parse_contract`."""
+
+    name: str
+    table: str
+    device_id: Field
+    timestamp: TimestampSpec
+    fields: tuple[Field, ...]
+    dialect: Dialect = field(default_factory=Dialect)
+    missing_values: frozenset[str] = frozenset(v.casefold() for v in DEFAULT_MISSING_VALUES)
+    description: str = ""
+
+    @property
+    def slots(self) -> list[Slot]:
+        """Raw values to extract per record: device id, timestamp part(s), then each field."""
+        slots = [Slot(DEVICE_ID, self.device_id.sources, required=True)]
+        for part, sources in self.timestamp.parts.items():
+            name = TS if part == "value" else f"{TS}.{part}"
+            slots.append(Slot(name, sources, required=True))
+        slots.extend(Slot(f.name, f.sources, required=f.required) for f in self.fields)
+        return slots
+
+    @property
+    def device_id_length(self) -> int:
+        """The longest device id a row may have."""
+        return self.device_id.max_length or DEFAULT_DEVICE_ID_LENGTH
+
+    @property
+    def measurements(self) -> tuple[Field, ...]:
+        """Fields that count as measurements for the ``no_measurements`` rule."""
+        return tuple(f for f in self.fields if f.measurement)
+
+    @property
+    def categories(self) -> tuple[Field, ...]:
+        """Categorical fields."""
+        return tuple(f for f in self.fields if f.type == "category")
+
+    @property
+    def numeric_fields(self) -> tuple[Field, ...]:
+        """Number and integer fields (the ones retrieval summarises)."""
+        return tuple(f for f in self.fields if f.type in ("number", "integer"))
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Every stored column, in table order: key, fields, then encodings."""
+        columns = [DEVICE_ID, TS, *(f.name for f in self.fields)]
+        for f in self.categories:
+            columns.append(f"{f.name}_code")
+            columns.extend(f.onehot_columns.values())
+        return columns
+
+
+def slug(value: str) -> str:
+    """Turn a vocabulary value into the tail of a one-hot column name."""
+    return re.sub(r"[^a-z0-9]+", "_", value.casefold()).strip("_") or "empty"

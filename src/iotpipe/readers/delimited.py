@@ -1,0 +1,275 @@
+"""CSV (any single-character delimiter): the header, the delimiter sniffer, and two parsers.
+
+Chunks of simple records go through Polars (`iotpipe.readers.fastcsv`); anything else (odd
+quoting, multi-line records, bare CRs, multi-byte encodings) through the csv module. Both give
+the same values, line numbers and rejects; the tests compare them.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+from iotpipe.contract import DataContract
+from iotpipe.errors import MissingColumnError, SourceFormatError
+from iotpipe.model import RejectedRow
+from iotpipe.readers.batch import MALFORMED_ROW, ReaderState, RecordBatch, resolve_slots
+from iotpipe.readers.fastcsv import ParsedChunk, ascii_compatible, parse_chunk, record_chunks
+from iotpipe.readers.streams import (
+    SNIFF_BYTES,
+    UTF8_BOM,
+    chained,
+    python_encoding,
+    text_stream,
+)
+
+SNIFF_DELIMITERS = ",;\t|"
+SNIFF_LINES = 50
+
+
+@dataclass(frozen=True)
+class _CsvLayout:
+    encoding: str
+    delimiter: str
+    quotechar: str
+    width: int
+    resolved: dict[str, int]  # slot -> column index
+
+
+def csv_batches(
+    buffered: io.BufferedReader,
+    contract: DataContract,
+    batch_rows: int,
+    batch_bytes: int,
+    state: ReaderState,
+    *,
+    fast: bool = True,
+) -> Iterator[RecordBatch]:
+    """Yield the batches of a CSV source (see `iotpipe.readers.open_records`)."""
+    dialect = contract.dialect
+    # The head, read to a line end, is enough to sniff the delimiter and find the header.
+    head = buffered.read(SNIFF_BYTES) + buffered.readline()
+    encoding = python_encoding(dialect.encoding)
+    if encoding == "utf-8-sig":
+        head, encoding = head.removeprefix(UTF8_BOM), "utf-8"
+    head_text = head.decode(encoding, errors="replace")
+    delimiter = dialect.delimiter or sniff_delimiter(head_text)
+    if dialect.header:
+        header, header_lines = _header_of(head_text, delimiter, dialect.quotechar)
+    else:
+        header, header_lines = list(dialect.columns or ()), 0
+    resolved = _resolve_header(contract, header, state)
+    eligible = (
+        fast
+        and ascii_compatible(encoding)
+        and len(delimiter.encode(encoding)) == 1
+        and len(dialect.quotechar.encode(encoding)) == 1
+        and (b"\n" in head or len(head) < SNIFF_BYTES)  # CR-only files: the csv module
+    )
+    layout = _CsvLayout(encoding, delimiter, dialect.quotechar, len(header), resolved)
+    data = _after_lines(head, header_lines)
+    if eligible:
+        yield from _fast_batches(layout, data, buffered, header_lines + 1, batch_rows)
+        return
+    text = text_stream(chained(data, buffered), encoding)
+    yield from _python_batches(layout, text, header_lines, batch_rows, batch_bytes)
+
+
+def sniff_delimiter(sample: str) -> str:
+    """Guess the CSV delimiter from a sample of whole lines.
+
+    Parameters
+    ----------
+    sample
+        The first lines of the file.
+
+    Returns
+    -------
+    str
+        The delimiter among ``, ; TAB |`` that splits the lines most consistently, or ``,``.
+    """
+    # Judge each candidate by how many lines split into as many fields as the first (the
+    # header) does; ties go to the candidate that splits the first line most. The stdlib
+    # Sniffer (which understands quoting) decides when no candidate is on the first line.
+    lines = [line for line in sample.splitlines()[:SNIFF_LINES] if line.strip()]
+    best, best_score = "", (0.0, 0)
+    for candidate in SNIFF_DELIMITERS:
+        first = lines[0].count(candidate) if lines else 0
+        if first == 0:
+            continue
+        share = sum(line.count(candidate) == first for line in lines) / len(lines)
+        if (share, first) > best_score:
+            best, best_score = candidate, (share, first)
+    if best:
+        return best
+    try:
+        return csv.Sniffer().sniff(sample, delimiters=SNIFF_DELIMITERS).delimiter
+    except csv.Error:
+        return ","
+
+
+def _header_of(head_text: str, delimiter: str, quotechar: str) -> tuple[list[str], int]:
+    reader = csv.reader(
+        io.StringIO(head_text, newline=""), delimiter=delimiter, quotechar=quotechar
+    )
+    for _, row, error in _records(reader):
+        if row is None:
+            raise SourceFormatError(f"the CSV header cannot be parsed: {error}")
+        row[0] = row[0].removeprefix("\ufeff")
+        return row, reader.line_num
+    raise SourceFormatError("the CSV has no header row")
+
+
+def _after_lines(head: bytes, lines: int) -> bytes:
+    """Drop the first ``lines`` physical lines (the header and any blank lines before it)."""
+    position = 0
+    for _ in range(lines):
+        found = head.find(b"\n", position)
+        if found == -1:
+            return b""
+        position = found + 1
+    return head[position:]
+
+
+def _resolve_header(
+    contract: DataContract, header: list[str], state: ReaderState
+) -> dict[str, int]:
+    available: dict[str, int] = {}
+    for i, name in enumerate(header):
+        available.setdefault(name.strip().casefold(), i)
+    resolved, missing = resolve_slots(contract.slots, available)
+    if missing:
+        raise MissingColumnError(missing, [h.strip() for h in header])
+    used = set(resolved.values())
+    state.unknown.update(h.strip() for i, h in enumerate(header) if i not in used)
+    state.absent.update(s.name for s in contract.slots if s.name not in resolved)
+    return resolved
+
+
+def _fast_batches(
+    layout: _CsvLayout, data: bytes, buffered: io.BufferedReader, first_line: int, batch_rows: int
+) -> Iterator[RecordBatch]:
+    line = first_line
+    for chunk in record_chunks(data, buffered, layout.quotechar.encode(layout.encoding)):
+        parsed = parse_chunk(
+            chunk,
+            line,
+            encoding=layout.encoding,
+            delimiter=layout.delimiter,
+            quotechar=layout.quotechar,
+            width=layout.width,
+        )
+        if parsed is None:  # not simple enough for Polars: the csv module, same results
+            text = io.StringIO(chunk.decode(layout.encoding, errors="replace"), newline="")
+            yield from _python_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
+        else:
+            yield from _frame_batches(parsed, layout, batch_rows)
+        line += chunk.count(b"\n")
+
+
+def _frame_batches(
+    parsed: ParsedChunk, layout: _CsvLayout, batch_rows: int
+) -> Iterator[RecordBatch]:
+    width, resolved = layout.width, layout.resolved
+    rejected = [
+        RejectedRow(line, MALFORMED_ROW, f"expected {width} fields, found {len(fields)}", raw)
+        for line, fields, raw in parsed.ragged
+    ]
+    rows = parsed.rows
+    if rows.height == 0:
+        if rejected:
+            yield RecordBatch([], {slot: () for slot in resolved}, [], rejected)
+        return
+    previous_high = -1
+    for offset in range(0, rows.height, batch_rows):
+        part = rows.slice(offset, batch_rows)
+        lines = part.get_column("__line")
+        last = offset + batch_rows >= rows.height
+        high = lines[-1]
+        # Each ragged row travels with the batch whose line range it falls in.
+        mine = [r for r in rejected if r.line > previous_high and (last or r.line <= high)]
+        previous_high = high
+        yield RecordBatch(
+            lines.to_list(),
+            {slot: part.get_column(f"c{index}") for slot, index in resolved.items()},
+            part.get_column("__raw"),
+            mine,
+        )
+
+
+def _python_batches(
+    layout: _CsvLayout, text: IO[str], line_offset: int, batch_rows: int, batch_bytes: int
+) -> Iterator[RecordBatch]:
+    """Parse with the csv module (any quoting, multi-line records); lines after ``line_offset``."""
+    width, resolved = layout.width, layout.resolved
+    reader = csv.reader(text, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=False)
+    render = _renderer(layout.delimiter, layout.quotechar)
+    rows: list[list[str]] = []
+    starts: list[int] = []
+    rejected: list[RejectedRow] = []
+    nbytes = 0
+    for record_line, row, error in _records(reader):
+        start = record_line + line_offset
+        if row is None:
+            rejected.append(RejectedRow(start, MALFORMED_ROW, error, ""))
+            continue
+        if len(row) != width:
+            if len(row) < width or any(v.strip() for v in row[width:]):
+                detail = f"expected {width} fields, found {len(row)}"
+                rejected.append(RejectedRow(start, MALFORMED_ROW, detail, render(row)))
+                continue
+            del row[width:]  # trailing empty fields (a trailing delimiter) are harmless
+        rows.append(row)
+        starts.append(start)
+        nbytes += sum(map(len, row))
+        if len(rows) >= batch_rows or nbytes >= batch_bytes:
+            yield _batch(rows, starts, rejected, resolved, render)
+            rows, starts, rejected, nbytes = [], [], [], 0
+    if rows or rejected:
+        yield _batch(rows, starts, rejected, resolved, render)
+
+
+def _records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
+    """Yield ``(start line, fields, "")`` per non-blank record, or ``(start, None, error)``."""
+    line_no = reader.line_num
+    while True:
+        start = line_no + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if reader.line_num == line_no:  # no progress: the stream itself is broken
+                raise SourceFormatError(f"CSV parse error at line {start}: {exc}") from exc
+            line_no = reader.line_num
+            yield start, None, f"CSV error: {exc}"
+            continue
+        line_no = reader.line_num
+        if row and not (len(row) == 1 and not row[0].strip()):
+            yield start, row, ""
+
+
+def _batch(
+    rows: list[list[str]],
+    starts: list[int],
+    rejected: list[RejectedRow],
+    resolved: dict[str, int],
+    render: Any,
+) -> RecordBatch:
+    transposed = list(zip(*rows, strict=True)) if rows else []
+    columns: dict[str, Sequence[str | None]] = {
+        slot: (transposed[index] if transposed else ()) for slot, index in resolved.items()
+    }
+    return RecordBatch(starts, columns, rows, rejected, render)
+
+
+def _renderer(delimiter: str, quotechar: str) -> Any:
+    def render(row: list[str]) -> str:
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, quotechar=quotechar, lineterminator="").writerow(row)
+        return out.getvalue()
+
+    return render

@@ -1,0 +1,220 @@
+"""Readings: a file's rows written in one transaction, and range queries (stats and pages).
+
+The write side is a `FileLoad` (the `iotpipe.model.Loader` of one file) over a `BulkPath`: the
+MySQL adapter's is ``LOAD DATA LOCAL INFILE``, and `InsertBulkPath` (multi-row upserts) serves
+SQLite and MySQL servers that refuse LOCAL INFILE.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from iotpipe.contract import DEVICE_ID, TS, DataContract
+from iotpipe.model import ReadingsQuery
+from iotpipe.stats import NumericStats
+from iotpipe.storage.database import Database
+from iotpipe.storage.dialect import SqlDialect, quote
+
+if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
+    import polars as pl
+
+
+class BulkPath(Protocol):
+    """How encoded rows reach a table inside an open transaction."""
+
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+        """Upsert ``rows`` (columns in `DataContract.output_columns` order) on (device_id, ts)."""
+        ...
+
+
+class InsertBulkPath:
+    """Multi-row ``INSERT ... <upsert clause>`` through the driver's ``executemany``.
+
+    Parameters
+    ----------
+    dialect
+        The engine; with ``time_format`` set, times are sent as text in that format.
+    time_format
+        A Polars strftime format for engines that store times as text (SQLite).
+    """
+
+    def __init__(self, dialect: SqlDialect, time_format: str | None = None) -> None:
+        self._dialect = dialect
+        self._time_format = time_format
+
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+        """Upsert rows with the dialect's conflict clause."""
+        import polars as pl
+
+        if self._time_format is not None:
+            times = [name for name, dtype in rows.schema.items() if isinstance(dtype, pl.Datetime)]
+            if times:
+                rows = rows.with_columns(pl.col(times).dt.strftime(self._time_format))
+        booleans = [name for name, dtype in rows.schema.items() if dtype == pl.Boolean]
+        if booleans:
+            rows = rows.with_columns(pl.col(booleans).cast(pl.Int8))
+        cursor.executemany(self._dialect.upsert_sql(table, rows.columns), rows.rows())
+
+
+class FileLoad:
+    """One file's load: batches upserted, then the ledger's ``loaded``, in one transaction.
+
+    Parameters
+    ----------
+    cursor
+        The open transaction's cursor.
+    contract
+        The dataset's contract.
+    bulk
+        How batches are written.
+    mark_loaded
+        Writes the ledger's ``loaded`` (with the report) through the same cursor.
+    """
+
+    def __init__(
+        self,
+        cursor: Any,
+        contract: DataContract,
+        bulk: BulkPath,
+        mark_loaded: Callable[[Mapping[str, Any]], None],
+    ) -> None:
+        self.cursor = cursor
+        self._contract = contract
+        self._bulk = bulk
+        self._mark_loaded = mark_loaded
+        self.finished = False
+
+    def upsert(self, rows: pl.DataFrame) -> int:
+        """Upsert encoded rows; return how many were sent."""
+        if rows.height:
+            self._bulk.upsert(self.cursor, self._contract.table, rows)
+        return rows.height
+
+    def finish(self, report: Mapping[str, Any]) -> None:
+        """Mark the object loaded (committed with the rows when the load's block ends)."""
+        self._mark_loaded(report)
+        self.finished = True
+
+
+class Readings:
+    """Range queries over a dataset's table: one device, ``start <= ts <= end``.
+
+    Parameters
+    ----------
+    db
+        The database the dataset tables live in.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def count_and_stats(
+        self, contract: DataContract, query: ReadingsQuery
+    ) -> tuple[int, dict[str, NumericStats]]:
+        """Count rows and summarise every numeric field over the query's whole range.
+
+        Count, mean, min and max are aggregated in SQL in one pass over the primary-key
+        range; each median is the middle value(s) by ``ORDER BY ... LIMIT 2 OFFSET``, so it
+        is exact (see docs/benchmarks.md for the comparison with fetching every value).
+
+        Parameters
+        ----------
+        contract
+            The dataset.
+        query
+            The device and the range (``after`` and ``limit`` do not apply).
+
+        Returns
+        -------
+        tuple
+            The row count and a `NumericStats` per numeric field.
+        """
+        d = self._db.dialect
+        table = quote(contract.table)
+        numeric = [f.name for f in contract.numeric_fields]
+        where, params = self._range(query)
+        aggregates = "".join(
+            # "+ 0E0": MySQL averages a BIGINT as a 4-decimal DECIMAL; this keeps it a DOUBLE.
+            f", COUNT({quote(c)}), AVG({quote(c)} + 0E0), MIN({quote(c)}), MAX({quote(c)})"
+            for c in numeric
+        )
+
+        def run(cursor: Any) -> tuple[int, dict[str, NumericStats]]:
+            cursor.execute(d.sql(f"SELECT COUNT(*){aggregates} FROM {table} WHERE {where}"), params)
+            row = cursor.fetchone()
+            stats: dict[str, NumericStats] = {}
+            for i, column in enumerate(numeric):
+                count, mean, low, high = row[1 + 4 * i : 5 + 4 * i]
+                count = int(count)
+                if count == 0:
+                    stats[column] = NumericStats(0, None, None, None, None)
+                    continue
+                col = quote(column)
+                take = 1 if count % 2 else 2
+                cursor.execute(
+                    d.sql(
+                        f"SELECT {col} FROM {table} WHERE {where} AND {col} IS NOT NULL "
+                        f"ORDER BY {col} LIMIT {take} OFFSET {(count - 1) // 2}"
+                    ),
+                    params,
+                )
+                middle = [float(r[0]) for r in cursor.fetchall()]
+                median = sum(middle) / len(middle)
+                stats[column] = NumericStats(count, float(mean), median, float(low), float(high))
+            return int(row[0]), stats
+
+        return self._db.run(run)
+
+    def page(
+        self, contract: DataContract, query: ReadingsQuery, limit: int
+    ) -> list[dict[str, Any]]:
+        """Return up to ``limit`` rows of the range after ``query.after``, ordered by ts.
+
+        Parameters
+        ----------
+        contract
+            The dataset.
+        query
+            The device, the range and the keyset position (``after``).
+        limit
+            How many rows at most.
+
+        Returns
+        -------
+        list[dict]
+            Rows with ``ts`` (naive UTC datetime) and each field.
+        """
+        d = self._db.dialect
+        columns = [TS, *(f.name for f in contract.fields)]
+        where, params = self._range(query)
+        if query.after is not None:
+            where += f" AND {quote(TS)} > %s"
+            params = (*params, d.to_db_time(query.after))
+        statement = d.sql(
+            f"SELECT {', '.join(quote(c) for c in columns)} FROM {quote(contract.table)} "
+            f"WHERE {where} ORDER BY {quote(TS)} LIMIT {int(limit)}"
+        )
+        booleans = {f.name for f in contract.fields if f.type == "boolean"}
+        datetimes = {TS, *(f.name for f in contract.fields if f.type == "datetime")}
+
+        def run(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+        out: list[dict[str, Any]] = []
+        for raw in self._db.run(run):
+            row = dict(zip(columns, raw, strict=True))
+            for name in datetimes:
+                row[name] = d.from_db_time(row[name])
+            for name in booleans:
+                if row[name] is not None:
+                    row[name] = bool(row[name])
+            out.append(row)
+        return out
+
+    def _range(self, query: ReadingsQuery) -> tuple[str, tuple[Any, ...]]:
+        """Return the WHERE clause and parameters of the query's device and inclusive range."""
+        to_db = self._db.dialect.to_db_time
+        where = f"{quote(DEVICE_ID)} = %s AND {quote(TS)} BETWEEN %s AND %s"
+        return where, (query.device_id, to_db(query.start), to_db(query.end))

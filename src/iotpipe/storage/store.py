@@ -1,0 +1,125 @@
+"""`SqlStore`: the `iotpipe.model.Store` port, composed of storage's concerns over one dialect.
+
+Each concern lives in its own module (`ledger`, `categories`, `datasets`, `readings`); this
+class wires them to the adapter's connections and answers the port by delegation. The MySQL and
+SQLite adapters only choose the dialect, the connections and the bulk path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from iotpipe.contract import DataContract
+from iotpipe.errors import StorageError
+from iotpipe.model import Claim, LedgerEntry, Loader, ObjectRef, ReadingsQuery
+from iotpipe.stats import NumericStats
+from iotpipe.storage.categories import CategoryCodes, categories_ddl
+from iotpipe.storage.database import Database
+from iotpipe.storage.datasets import Datasets, datasets_ddl
+from iotpipe.storage.ledger import Ledger, ledger_ddl
+from iotpipe.storage.readings import BulkPath, FileLoad, InsertBulkPath, Readings
+
+
+def new_owner() -> str:
+    """Return a unique claim-owner token for one worker."""
+    return uuid.uuid4().hex
+
+
+class SqlStore:
+    """A `Store` on a SQL engine.
+
+    Parameters
+    ----------
+    db
+        The main connection: schema, ledger, loads and queries.
+    dictionary
+        Where category codes are assigned (default: ``db``).
+    bulk
+        How a load writes its batches (default: multi-row upserts).
+    """
+
+    def __init__(
+        self, db: Database, dictionary: Database | None = None, bulk: BulkPath | None = None
+    ) -> None:
+        dialect = db.dialect
+        self.db = db
+        self.dictionary = dictionary or db
+        self.bulk: BulkPath = bulk or InsertBulkPath(dialect)
+        self.ledger = Ledger(db)
+        self.categories = CategoryCodes(self.dictionary)
+        self.datasets = Datasets(
+            db, [*ledger_ddl(dialect), *categories_ddl(dialect), *datasets_ddl(dialect)]
+        )
+        self.readings = Readings(db)
+
+    def ensure_schema(self, contract: DataContract) -> None:
+        """Create the dataset's table (or add new columns) and register its contract."""
+        self.datasets.ensure(contract)
+
+    def dataset(self, name: str) -> DataContract | None:
+        """Return a registered dataset's contract, or None."""
+        return self.datasets.get(name)
+
+    def claim(self, ref: ObjectRef, dataset: str, lease_seconds: float, owner: str) -> Claim:
+        """Claim an object version for loading (`Ledger.claim`)."""
+        return self.ledger.claim(ref, dataset, lease_seconds, owner)
+
+    def fail(self, claim: Claim, error: str, report: Mapping[str, Any] | None) -> None:
+        """Record that a claimed object failed (`Ledger.fail`)."""
+        self.ledger.fail(claim, error, report)
+
+    def ledger_entry(self, ref: ObjectRef) -> LedgerEntry | None:
+        """Return the ledger row of an object version, if any."""
+        return self.ledger.entry(ref)
+
+    def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
+        """Return category codes (`CategoryCodes.codes`)."""
+        return self.categories.codes(dataset, column, values)
+
+    @contextmanager
+    def load(self, claim: Claim, contract: DataContract) -> Iterator[Loader]:
+        """Open one transaction for a whole file: rows and the ledger's "loaded" together.
+
+        Parameters
+        ----------
+        claim
+            Our claim on the object.
+        contract
+            The dataset's contract.
+
+        Yields
+        ------
+        Loader
+            Call ``upsert`` per batch and ``finish`` once. Leaving the block normally
+            commits; an exception rolls everything back (the ledger is not "loaded").
+        """
+        with self.db.transaction() as cursor:
+            load = FileLoad(
+                cursor,
+                contract,
+                self.bulk,
+                lambda report: self.ledger.mark_loaded(cursor, claim, report),
+            )
+            yield load
+            if not load.finished:
+                raise StorageError("load ended without finish(): rolled back")
+
+    def count_and_stats(
+        self, contract: DataContract, query: ReadingsQuery
+    ) -> tuple[int, dict[str, NumericStats]]:
+        """Row count and per-numeric-field stats over the query's range (`Readings`)."""
+        return self.readings.count_and_stats(contract, query)
+
+    def page(
+        self, contract: DataContract, query: ReadingsQuery, limit: int
+    ) -> list[dict[str, Any]]:
+        """Up to ``limit`` rows of the range after ``query.after`` (`Readings.page`)."""
+        return self.readings.page(contract, query, limit)
+
+    def close(self) -> None:
+        """Release connections."""
+        self.db.close()
+        self.dictionary.close()

@@ -1,0 +1,153 @@
+"""Timestamp parsing, vectorised: ISO 8601 shapes and epoch numbers to naive UTC instants.
+
+`parse_timestamps` is what cleaning calls: the canonical shapes most files hold go through
+Polars' own ``strptime``, the rest through `timestamp_expr`, the general parser (one regular
+expression); both give the same instants (tests/unit/test_properties.py checks it).
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from iotpipe.times import EPOCH_MS_THRESHOLD
+
+ISO_PATTERN = (
+    r"^(?P<y>\d{4})[-/](?P<mo>\d{1,2})[-/](?P<d>\d{1,2})"
+    r"(?:(?:T|\s+)(?P<h>\d{1,2}):(?P<mi>\d{1,2})(?::(?P<s>\d{1,2})(?:[.,](?P<f>\d{1,9}))?)?)?"
+    r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
+)
+EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
+# The shapes most files use: a subset of ISO_PATTERN that Polars' own strptime reads directly.
+CANONICAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?$"
+UTC = "UTC"
+
+
+def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
+    """Parse trimmed timestamp strings to naive UTC ``Datetime('us')``; null when unparseable.
+
+    Parameters
+    ----------
+    raw
+        An expression of trimmed strings.
+    timezone
+        IANA zone of naive times. An ambiguous local time takes its earlier instant; a local
+        time that does not exist (a DST gap) is unparseable.
+
+    Returns
+    -------
+    pl.Expr
+        The parsed instants, as naive UTC.
+    """
+    parts = raw.str.extract_groups(ISO_PATTERN)
+
+    def part(name: str, default: str, width: int) -> pl.Expr:
+        return parts.struct.field(name).fill_null(default).str.zfill(width)
+
+    canonical = pl.concat_str(
+        [
+            parts.struct.field("y"),
+            pl.lit("-"),
+            part("mo", "1", 2),
+            pl.lit("-"),
+            part("d", "1", 2),
+            pl.lit(" "),
+            part("h", "0", 2),
+            pl.lit(":"),
+            part("mi", "0", 2),
+            pl.lit(":"),
+            part("s", "0", 2),
+            pl.lit("."),
+            parts.struct.field("f").fill_null("0").str.pad_end(6, "0").str.slice(0, 6),
+        ]
+    )
+    naive = canonical.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    tz = parts.struct.field("tz")
+    digits = tz.str.replace_all(":", "", literal=True).str.slice(1)
+    offset_minutes = (
+        pl.when(tz.str.to_uppercase() == "Z")
+        .then(0)
+        .otherwise(
+            pl.when(tz.str.starts_with("-")).then(-1).otherwise(1)
+            * (
+                digits.str.slice(0, 2).cast(pl.Int64, strict=False) * 60
+                + digits.str.slice(2, 2).cast(pl.Int64, strict=False).fill_null(0)
+            )
+        )
+    )
+    with_offset = naive - pl.duration(minutes=offset_minutes)
+    return (
+        pl.when(raw.str.contains(EPOCH_PATTERN))
+        .then(_epoch(raw))
+        .when(tz.is_not_null())
+        .then(with_offset)
+        .otherwise(_as_utc(naive, timezone))
+    )
+
+
+def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
+    """Parse trimmed timestamp strings exactly as `timestamp_expr` does, faster.
+
+    Epoch numbers and the canonical ISO shapes (`CANONICAL_PATTERN`: what most files hold)
+    are read by Polars' strptime in one pass; only the rows that pass neither (other
+    layouts, and the invalid) go through the general parser. Each fast-path value equals
+    the general parser's for the same text (tests/unit/test_properties.py checks it), and
+    a fast-path null falls through to the general parser, so the result is the same.
+
+    Parameters
+    ----------
+    raw
+        Trimmed strings.
+    timezone
+        IANA zone of naive times (see `timestamp_expr`).
+
+    Returns
+    -------
+    pl.Series
+        Naive UTC ``Datetime('us')``, null where unparseable.
+    """
+    text = pl.col("raw")
+    spaced = pl.col("spaced")
+    aware = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us")
+    naive = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+    frame = raw.alias("raw").to_frame()
+    # Two eager steps: in one query Polars would rewrite the text once per use.
+    fast = (
+        frame.with_columns(text.str.replace("T", " ", literal=True, n=1).alias("spaced"))
+        .select(
+            pl.when(text.str.contains(EPOCH_PATTERN))
+            .then(_epoch(text))
+            .when(text.str.contains(CANONICAL_PATTERN))
+            .then(pl.coalesce(_as_utc(naive, timezone), aware.dt.replace_time_zone(None)))
+            .alias(raw.name)
+        )
+        .to_series()
+    )
+    rest = (fast.is_null() & raw.is_not_null()).arg_true()
+    if rest.len():
+        slow = frame[rest].select(timestamp_expr(text, timezone)).to_series()
+        fast = fast.scatter(rest, slow)
+    return fast
+
+
+def _as_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
+    """Naive local times in ``timezone`` as naive UTC (earlier instant when ambiguous)."""
+    if timezone == UTC:
+        return naive
+    return (
+        naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone(UTC)
+        .dt.replace_time_zone(None)
+    )
+
+
+def _epoch(raw: pl.Expr) -> pl.Expr:
+    """Epoch seconds, or milliseconds above `EPOCH_MS_THRESHOLD`, as naive UTC."""
+    number = raw.cast(pl.Float64, strict=False)
+    micros = (
+        pl.when(number.abs() >= EPOCH_MS_THRESHOLD)
+        .then(number * 1_000)
+        .otherwise(number * 1_000_000)
+        .round(0)
+        .cast(pl.Int64, strict=False)
+    )
+    return pl.from_epoch(micros, time_unit="us")
