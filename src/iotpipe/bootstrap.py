@@ -211,6 +211,17 @@ class IngestRuntime:
     contracts: ContractCatalog
     generation: int = 0
 
+    def ignores(self, bucket: str, key: str) -> str | None:
+        """Say why an announced object is not for this function (None: ingest it)."""
+        settings = self.settings
+        if settings.input_buckets and bucket not in settings.input_buckets:
+            return f"bucket {bucket!r} is not an input bucket ({', '.join(settings.input_buckets)})"
+        if self.objects.prefixes.owns(key):
+            return "one of iotpipe's own outputs"
+        if not key.startswith(settings.input_prefix):
+            return f"key is outside the input prefix {settings.input_prefix!r}"
+        return None
+
 
 @dataclass
 class RetrieveRuntime:

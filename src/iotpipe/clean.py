@@ -8,10 +8,13 @@ Polars expressions:
   milliseconds; ``YYYY/MM/DD HH:MM:SS``; composite parts), take naive times in the contract's
   zone, and keep it as naive UTC (`parse_timestamps`: a fast path for the canonical shapes,
   the general parser for the rest);
-- reject a row (first matching reason wins) for: ``missing_device_id``, ``invalid_device_id``,
-  ``missing_timestamp``, ``invalid_timestamp``, ``timestamp_out_of_range``, ``missing_value``
-  (a required field), ``invalid_value`` (a field with ``on_invalid: reject``),
-  ``no_measurements``; the reader adds ``malformed_row`` / ``malformed_json``;
+- reject a row (first matching reason wins) for: ``invalid_encoding`` (bytes not valid in the
+  source's encoding), ``missing_device_id``, ``invalid_device_id``, ``missing_timestamp``,
+  ``nonexistent_local_time`` (a DST gap), ``ambiguous_local_time`` (a repeated hour, when the
+  contract says ``timestamp.ambiguous: reject``), ``invalid_timestamp``,
+  ``timestamp_out_of_range``, ``missing_value`` (a required field), ``invalid_value`` (a
+  field with ``on_invalid: reject``), ``no_measurements``; the readers add ``malformed_row``,
+  ``malformed_json`` and ``record_too_large``;
 - null an invalid value (``on_invalid: null``) and count it per field;
 - drop exact duplicates, and let the last row of a (device_id, ts) key win over earlier
   different ones (a conflict), across batches of the same file.
@@ -24,35 +27,32 @@ where ``rows_valid`` is the number of distinct keys (the rows that end up stored
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import itertools
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from iotpipe.contract import DEVICE_ID, TS, DataContract, Field
+from iotpipe.contract import DEVICE_ID, TS, DataContract
 from iotpipe.dedupe import Deduplicator
 from iotpipe.model import RejectedRow
 from iotpipe.readers import RecordBatch
-from iotpipe.timestamps import parse_timestamps
+from iotpipe.timestamps import local_time_faults, parse_timestamps
+from iotpipe.values import check_exprs, null_markers, parse_expr
 
+INVALID_ENCODING = "invalid_encoding"
 MISSING_DEVICE_ID = "missing_device_id"
 INVALID_DEVICE_ID = "invalid_device_id"
 MISSING_TIMESTAMP = "missing_timestamp"
 INVALID_TIMESTAMP = "invalid_timestamp"
 TIMESTAMP_OUT_OF_RANGE = "timestamp_out_of_range"
+NONEXISTENT_LOCAL_TIME = "nonexistent_local_time"
+AMBIGUOUS_LOCAL_TIME = "ambiguous_local_time"
 MISSING_VALUE = "missing_value"
 INVALID_VALUE = "invalid_value"
 NO_MEASUREMENTS = "no_measurements"
 
-MAX_MARKER_SPELLINGS = 4096
-KELVIN_SIGN = "\u212a"
-MAX_EXACT_INT = 2**53
-TRUE_WORDS = ("true", "t", "yes", "y", "1", "on")
-FALSE_WORDS = ("false", "f", "no", "n", "0", "off")
+REPLACEMENT_CHARACTER = "\ufffd"
 
 
 @dataclass
@@ -175,23 +175,39 @@ class Cleaner:
             pl.col(names).str.strip_chars(),
             pl.Series("__line", batch.lines, dtype=pl.Int64),
             pl.int_range(n, dtype=pl.Int64).alias("__idx"),
+            # Bytes that were not valid in the source's encoding were decoded as U+FFFD.
+            pl.any_horizontal(
+                pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True) for name in names
+            )
+            .fill_null(False)
+            .alias("__undecodable"),
         )
         markers = {DEVICE_ID: self.contract.device_id.missing_values}
         markers.update({f.name: f.missing_values for f in self.contract.fields})
+        # Arrays and objects (JSON, Parquet) where the contract wants one value.
+        nested = [
+            pl.Series(f"__nested.{name}", batch.nested.get(name) or [False] * n, dtype=pl.Boolean)
+            for name in (DEVICE_ID, *(f.name for f in self.contract.fields if f.type != "string"))
+        ]
         return frame.with_columns(
-            _null_markers(name, markers.get(name, self.contract.missing_values)) for name in names
+            *(
+                null_markers(name, markers.get(name, self.contract.missing_values))
+                for name in names
+            ),
+            *nested,
         )
 
     def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
         # Eager steps: timestamps first (`parse_timestamps` picks the rows that need the
         # general parser), then each field's parsed value, then the checks and reasons.
         contract = self.contract
-        timezone = contract.timestamp.timezone
+        zone = (contract.timestamp.timezone, contract.timestamp.ambiguous)
         ts_raw, ts_missing = self._timestamp_source()
         normalised = raw.with_columns(ts_raw.alias("__ts_raw"), ts_missing.alias("__ts_missing"))
-        stamps = [parse_timestamps(normalised.get_column("__ts_raw"), timezone).alias(TS)]
+        stamp = parse_timestamps(normalised.get_column("__ts_raw"), *zone)
+        stamps = [stamp.alias(TS), _zone_faults(normalised.get_column("__ts_raw"), stamp, zone[0])]
         stamps.extend(
-            parse_timestamps(normalised.get_column(f.name), timezone).alias(f"__parsed.{f.name}")
+            parse_timestamps(normalised.get_column(f.name), *zone).alias(f"__parsed.{f.name}")
             for f in contract.fields
             if f.type == "datetime"
         )
@@ -199,14 +215,16 @@ class Cleaner:
         # Polars re-parsed it for every check (measured: 0.45 s -> 0.14 s for the five
         # number columns of 1M rows).
         frame = normalised.with_columns(stamps).with_columns(
-            _parse_expr(f, contract.dialect.decimal).alias(f"__p.{f.name}") for f in contract.fields
+            parse_expr(f, contract.dialect.decimal).alias(f"__p.{f.name}") for f in contract.fields
         )
         checks = [
-            _check_exprs(f, pl.col(f"__p.{f.name}"), pl.col(f.name).is_not_null())
+            check_exprs(f, pl.col(f"__p.{f.name}"), pl.col(f.name).is_not_null())
             for f in contract.fields
         ]
         frame = frame.with_columns(
-            invalid.alias(f"__bad.{f.name}")
+            (invalid | pl.col(f"__nested.{f.name}") if f.type != "string" else invalid).alias(
+                f"__bad.{f.name}"
+            )
             for f, (_, invalid) in zip(contract.fields, checks, strict=True)
         )
         typed = frame.select(
@@ -221,6 +239,9 @@ class Cleaner:
             *(pl.col(f"__bad.{f.name}") for f in contract.fields),
             pl.col("__ts_raw"),
             pl.col("__ts_missing"),
+            pl.col("__ts_fault"),
+            pl.col("__undecodable"),
+            pl.col(f"__nested.{DEVICE_ID}"),
             *(pl.col(f.name).alias(f"__raw.{f.name}") for f in contract.fields),
         )
         return typed.with_columns(self._reason_expr().alias("__reason"))
@@ -279,13 +300,44 @@ class Cleaner:
         ts = pl.col(TS)
         max_length = self.contract.device_id_length
         rules: list[tuple[pl.Expr, str, pl.Expr]] = [
+            (
+                pl.col("__undecodable"),
+                INVALID_ENCODING,
+                pl.lit(
+                    f"the record holds bytes that are not valid {self.contract.dialect.encoding} "
+                    "(shown as U+FFFD)"
+                ),
+            ),
             (device.is_null(), MISSING_DEVICE_ID, pl.lit("device_id is missing")),
+            (
+                pl.col(f"__nested.{DEVICE_ID}"),
+                INVALID_DEVICE_ID,
+                pl.lit("device_id is an array or object, not one value"),
+            ),
             (
                 device.str.len_chars() > max_length,
                 INVALID_DEVICE_ID,
                 pl.lit(f"device_id is longer than {max_length} characters"),
             ),
             (pl.col("__ts_missing"), MISSING_TIMESTAMP, pl.lit("timestamp is missing")),
+            (
+                ts.is_null() & (pl.col("__ts_fault") == "nonexistent"),
+                NONEXISTENT_LOCAL_TIME,
+                pl.format(
+                    "local time {} does not exist in {} (the clocks skipped it)",
+                    pl.col("__ts_raw"),
+                    pl.lit(self.contract.timestamp.timezone),
+                ),
+            ),
+            (
+                ts.is_null() & (pl.col("__ts_fault") == "ambiguous"),
+                AMBIGUOUS_LOCAL_TIME,
+                pl.format(
+                    "local time {} happens twice in {} (timestamp.ambiguous: reject)",
+                    pl.col("__ts_raw"),
+                    pl.lit(self.contract.timestamp.timezone),
+                ),
+            ),
             (
                 ts.is_null(),
                 INVALID_TIMESTAMP,
@@ -331,6 +383,15 @@ class Cleaner:
         return rules
 
 
+def _zone_faults(raw: pl.Series, stamps: pl.Series, timezone: str) -> pl.Series:
+    """``__ts_fault``: why an unparsed timestamp failed, when its zone is the reason."""
+    faults = pl.Series("__ts_fault", [None] * raw.len(), dtype=pl.String)
+    unparsed = (stamps.is_null() & raw.is_not_null()).arg_true()
+    if unparsed.len():
+        faults = faults.scatter(unparsed, local_time_faults(raw.gather(unparsed), timezone))
+    return faults
+
+
 def _column(name: str, values: Sequence[str | None] | pl.Series | None, n: int) -> pl.Series:
     if isinstance(values, pl.Series):
         return values.alias(name)
@@ -343,82 +404,3 @@ def _human(delta: dt.timedelta) -> str:
         if seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
-
-
-def _null_markers(name: str, markers: frozenset[str]) -> pl.Expr:
-    """Null a trimmed column's missing markers (compared case-insensitively)."""
-    trimmed = pl.col(name)
-    spellings = marker_spellings(markers)
-    if spellings is None:
-        missing = trimmed.str.to_lowercase().is_in(sorted(markers))
-    else:  # the same test without lowercasing every value (half the cost of normalising)
-        missing = trimmed.is_in(spellings)
-    return pl.when(missing).then(None).otherwise(trimmed).alias(name)
-
-
-@functools.cache
-def marker_spellings(markers: frozenset[str]) -> list[str] | None:
-    """Every string whose lowercase is one of ``markers``; None when that is not practical.
-
-    Parameters
-    ----------
-    markers
-        Lowercase missing-value markers.
-
-    Returns
-    -------
-    list[str] or None
-        The spellings, when every marker is ASCII and lowercase and they number at most
-        `MAX_MARKER_SPELLINGS`; otherwise None (values must be lowercased to compare).
-    """
-    if not all(m.isascii() and m == m.lower() for m in markers):
-        return None
-    # The only non-ASCII character whose lowercase is ASCII is the Kelvin sign ("k").
-    choices = [
-        [{c, c.upper()} | ({KELVIN_SIGN} if c == "k" else set()) for c in marker]
-        for marker in markers
-    ]
-    if sum(math.prod(len(c) for c in marker) for marker in choices) > MAX_MARKER_SPELLINGS:
-        return None
-    return sorted({"".join(p) for marker in choices for p in itertools.product(*marker)})
-
-
-def _parse_expr(f: Field, decimal: str) -> pl.Expr:
-    """Return a field's typed value before its checks, from its normalised raw column.
-
-    A datetime field's parsed value is the ``__parsed.<name>`` column (`parse_timestamps`).
-    """
-    raw = pl.col(f.name)
-    if f.type in ("number", "integer"):
-        text = raw.str.replace_all(",", ".", literal=True) if decimal == "," else raw
-        return text.cast(pl.Float64, strict=False)
-    if f.type == "boolean":
-        lower = raw.str.to_lowercase()
-        return (
-            pl.when(lower.is_in(TRUE_WORDS)).then(True).when(lower.is_in(FALSE_WORDS)).then(False)
-        )
-    if f.type == "datetime":
-        return pl.col(f"__parsed.{f.name}")
-    return raw.str.to_lowercase() if f.type == "category" else raw
-
-
-def _check_exprs(f: Field, parsed: pl.Expr, present: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
-    """Return (stored value, is-invalid) expressions from a field's parsed column."""
-    if f.type in ("number", "integer"):
-        bad = parsed.is_null() | parsed.is_nan() | parsed.is_infinite()
-        if f.minimum is not None:
-            bad = bad | (parsed < f.minimum)
-        if f.maximum is not None:
-            bad = bad | (parsed > f.maximum)
-        if f.type == "integer":
-            bad = bad | (parsed != parsed.floor()) | (parsed.abs() > MAX_EXACT_INT)
-            return parsed.cast(pl.Int64, strict=False), present & bad.fill_null(True)
-        return parsed, present & bad.fill_null(True)
-    if f.type in ("boolean", "datetime"):
-        return parsed, present & parsed.is_null()
-    bad = pl.lit(False)
-    if f.enum:
-        bad = bad | ~parsed.is_in(f.enum)
-    if f.max_length:
-        bad = bad | (parsed.str.len_chars() > f.max_length)
-    return parsed, present & bad

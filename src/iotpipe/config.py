@@ -26,11 +26,14 @@ ENV_REJECTED_PREFIX = "IOTPIPE_REJECTED_PREFIX"
 ENV_REPORTS_PREFIX = "IOTPIPE_REPORTS_PREFIX"
 ENV_QUARANTINE_PREFIX = "IOTPIPE_QUARANTINE_PREFIX"
 ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
+ENV_INPUT_BUCKETS = "IOTPIPE_INPUT_BUCKETS"  # comma-separated; empty: any bucket
+ENV_INPUT_PREFIX = "IOTPIPE_INPUT_PREFIX"
 # Only for local use: deployments set IOTPIPE_CURSOR_SECRET (the template generates one).
 DEV_CURSOR_SECRET = "iotpipe-local-cursor-secret"
 DEFAULT_CONTRACT = "acme_usage"
 # What a deployed function needs set (template.yaml sets them; a test checks it does).
 LAMBDA_ENV = (ENV_DB_SECRET_ARN, ENV_DB_HOST, ENV_DB_PORT, ENV_DB_NAME, ENV_CONTRACT)
+INGEST_LAMBDA_ENV = (*LAMBDA_ENV, ENV_INPUT_BUCKETS, ENV_INPUT_PREFIX)
 RETRIEVE_LAMBDA_ENV = (*LAMBDA_ENV, ENV_CURSOR_SECRET)
 DEFAULT_SQLITE_PATH = Path("iotpipe.db")  # in the working directory
 
@@ -53,6 +56,8 @@ class Settings:
     reports_prefix: str = "reports/"
     quarantine_prefix: str = "quarantine/"
     batch_rows: int = 50_000
+    input_buckets: tuple[str, ...] = ()
+    input_prefix: str = "incoming/"
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +89,10 @@ class Settings:
             reports_prefix=env.get(ENV_REPORTS_PREFIX) or "reports/",
             quarantine_prefix=env.get(ENV_QUARANTINE_PREFIX) or "quarantine/",
             batch_rows=int(env.get(ENV_BATCH_ROWS) or 50_000),
+            input_buckets=tuple(
+                b.strip() for b in env.get(ENV_INPUT_BUCKETS, "").split(",") if b.strip()
+            ),
+            input_prefix=env.get(ENV_INPUT_PREFIX, "incoming/"),
         )
 
 

@@ -24,6 +24,14 @@ class SourceFormatError(IotpipeError):
     """A source file cannot be read as a whole (not one bad row: the file)."""
 
 
+class ContractMismatchError(SourceFormatError):
+    """The contract does not describe the file: none of its measurement columns is there."""
+
+
+class QualityError(SourceFormatError):
+    """The file was read, but no row is valid or more are rejected than the contract allows."""
+
+
 class SourceMissingError(IotpipeError):
     """The source object no longer exists (deleted after its event): nothing to quarantine."""
 
@@ -50,6 +58,10 @@ class FileFailedError(IotpipeError):
     def __init__(self, message: str, report: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.report = report
+
+
+class RetryLaterError(IotpipeError):
+    """Some announced objects could not be processed now; the event should be delivered again."""
 
 
 class StorageError(IotpipeError):

@@ -129,7 +129,7 @@ def infer_contract_yaml(stream: IO[bytes], name: str) -> str:
 def _csv_sample(
     buffered: io.BufferedReader, limit: int
 ) -> tuple[dict[str, list[str | None]], dict[str, Any]]:
-    text = text_stream(buffered, "utf-8")
+    text = text_stream(buffered)
     head = text.read(SNIFF_BYTES) + text.readline()
     delimiter = sniff_delimiter(head)
     rows: list[list[str]] = []
@@ -186,7 +186,7 @@ def _is_number(value: str) -> bool:
 
 def _ndjson_sample(buffered: io.BufferedReader, limit: int) -> dict[str, list[str | None]]:
     records: list[dict[str, str]] = []
-    for line in text_stream(buffered, "utf-8"):
+    for line in text_stream(buffered):
         if not line.strip():
             continue
         try:

@@ -38,15 +38,18 @@ from iotpipe.model import (
     AnnouncedObject,
     CategoryDictionary,
     Claim,
+    LedgerEntry,
     ObjectRef,
     ObjectSource,
     RejectedRow,
     RejectSink,
     Store,
 )
+from iotpipe.quality import check_fit, check_outcome
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
 from iotpipe.report import IngestReport
 from iotpipe.storage.store import new_owner
+from iotpipe.times import iso_z
 
 Opener = Callable[[], IO[bytes]]
 Progress = Callable[[IngestReport], None]
@@ -76,6 +79,8 @@ class IngestOptions:
         See ``remaining_seconds``.
     now
         The clock for the future-timestamp rule (tests pin it).
+    force
+        Load the version again even when the ledger says it is loaded.
     """
 
     lease_seconds: float = 900.0
@@ -85,6 +90,7 @@ class IngestOptions:
     remaining_seconds: Callable[[], float] | None = None
     min_retry_seconds: float = 10.0
     now: dt.datetime | None = None
+    force: bool = False
 
 
 def validate_source(
@@ -120,7 +126,8 @@ def validate_source(
     -------
     IngestReport
         ``status`` is ``validated``, or ``failed`` with ``error`` when the file as a whole
-        cannot be read (missing required column, not a recognised format).
+        cannot be loaded (not a recognised format, a required column missing, the contract
+        does not fit, no valid row, too many rejected: `iotpipe.quality`).
     """
     report = IngestReport(source, contract.name)
     dictionary = dictionary or InMemoryCategoryDictionary()
@@ -128,6 +135,7 @@ def validate_source(
         for _, rejected in _pipeline(stream, contract, dictionary, report, now, batch_rows):
             if on_rejected is not None and rejected:
                 on_rejected(rejected)
+        check_outcome(contract, report.counters)
     except SourceFormatError as exc:
         return report.end("failed", str(exc))
     return report.end("validated")
@@ -165,9 +173,10 @@ def ingest_object(
     Returns
     -------
     IngestReport
-        ``loaded``; ``skipped`` when this version was loaded before; or ``failed`` (with
-        ``error``) when the file itself is unreadable, lacks a required column, or is gone.
-        The ledger says the same.
+        ``loaded``; ``skipped`` when this version was loaded into this dataset before (the
+        report's ``matched`` says when; ``options.force`` loads it again); or ``failed``
+        (with ``error``) when the file is gone or cannot be loaded as a whole (see
+        `validate_source`). The ledger says the same.
 
     Raises
     ------
@@ -184,8 +193,11 @@ def ingest_object(
     delay = options.backoff_seconds
     for attempt in range(1, options.retries + 2):
         report = IngestReport(ref.source, contract.name, started=started)
-        claim = store.claim(ref, contract.name, options.lease_seconds, owner)
+        claim = store.claim(
+            ref, contract.name, options.lease_seconds, owner, force=options.force and attempt == 1
+        )
         if claim.status == "skipped":  # loaded before (or, on a retry, by someone else)
+            report.matched = _matched(store.ledger_entry(ref, contract.name))
             return report.end("skipped")
         if claim.status == "busy":
             holder = "is being loaded" if attempt == 1 else "was taken over"
@@ -206,6 +218,8 @@ def ingest_object(
             # a bug): the load rolled back; the ledger says so, and the delivery is retried.
             _fail_quietly(store, claim, f"{type(exc).__name__}: {exc}")
             raise
+        finally:
+            _release_quietly(store, claim)
         time.sleep(delay)
         delay *= 2
     raise AssertionError("unreachable: the last attempt returns or raises")
@@ -244,7 +258,11 @@ def ingest_announced(
     ------
     FileFailedError
         The file cannot be loaded: the ledger says failed, the object was copied to the
-        quarantine prefix (unless it is gone) and its report written.
+        quarantine prefix (unless it is gone) and its report written. Retrying cannot help.
+    ObjectBusyError, TransientStorageError, SourceReadError
+        Another worker holds it, or the database or S3 stayed unreachable: retry later.
+    Exception
+        Anything unforeseen, after its report is written: retry (then the DLQ).
     """
     if obj.etag is None:  # not in the event (the CLI's s3:// URLs): ask S3
         obj = AnnouncedObject(obj.bucket, obj.key, *objects.head(obj.bucket, obj.key))
@@ -252,14 +270,24 @@ def ingest_announced(
     ref = ObjectRef(obj.url, obj.version or "", obj.size)
     sink = objects.rejects_sink(obj.bucket, obj.key)
     try:
-        report = ingest_object(
-            lambda: objects.open(obj.bucket, obj.key, version_id),
-            ref,
-            contract,
-            store,
-            rejects=sink,
-            options=options,
-        )
+        try:
+            report = ingest_object(
+                lambda: objects.open(obj.bucket, obj.key, version_id),
+                ref,
+                contract,
+                store,
+                rejects=sink,
+                options=options,
+            )
+        except (ObjectBusyError, TransientStorageError, SourceReadError):
+            raise  # nothing is known yet: the delivery is retried
+        except Exception as exc:
+            # Unforeseen: the ledger says failed already; leave a report, then retry.
+            error = f"unexpected {type(exc).__name__}: {exc}"
+            failed = IngestReport(obj.url, contract.name).end("failed", error)
+            with contextlib.suppress(Exception):
+                objects.write_report(obj.bucket, obj.key, failed.to_dict())
+            raise
         if report.status == "loaded":
             rejects_url = sink.upload()
             if rejects_url:
@@ -297,6 +325,7 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
                 rejects.write(rejected)
             if progress is not None:
                 progress(report)
+        check_outcome(contract, report.counters)  # before the commit: a failure rolls back
         report.rows_loaded = report.counters.rows_valid
         loader.finish(report.end("loaded").to_dict())
     return report
@@ -320,6 +349,7 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     report.counters = cleaner.counters
     reader = open_records(stream, contract, batch_rows=batch_rows)
     _describe(report, reader)
+    check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
     cleaned: Iterator[CleanBatch] = (cleaner.clean(batch) for batch in reader)
     for batch in _prefetched(cleaned) if prefetch else cleaned:
@@ -380,6 +410,26 @@ def _time_for_retry(options: IngestOptions, delay: float) -> bool:
     if options.remaining_seconds is None:
         return True
     return options.remaining_seconds() - delay >= options.min_retry_seconds
+
+
+def _matched(entry: LedgerEntry | None) -> dict[str, Any] | None:
+    if entry is None:
+        return None
+    finished = entry.finished_at
+    return {
+        "source": entry.source,
+        "version": entry.version,
+        "dataset": entry.dataset,
+        "status": entry.status,
+        "loaded_at": iso_z(finished) if finished is not None else None,
+        "rows_loaded": entry.rows_loaded,
+    }
+
+
+def _release_quietly(store: Store, claim: Claim) -> None:
+    # A lost connection has released the lock already.
+    with contextlib.suppress(TransientStorageError):
+        store.release(claim)
 
 
 def _fail_quietly(store: Store, claim: Claim, error: str) -> None:

@@ -40,20 +40,31 @@ class ObjectRef:
     version: str
     size: int | None = None
 
-    @property
-    def object_id(self) -> str:
-        """A fixed-length key for the ledger (S3 keys can be 1 KB, too long to index)."""
-        return hashlib.sha256(f"{self.source}\n{self.version}".encode()).hexdigest()
+
+def ledger_id(ref: ObjectRef, dataset: str) -> str:
+    """Return the ledger key of an object version loaded into a dataset.
+
+    The same bytes loaded into two datasets (two contracts, or a contract fixed after a
+    failed load into a new one) are two ledger entries. The key is a fixed-length hash: S3
+    keys can be 1 KB, too long to index.
+    """
+    return hashlib.sha256(f"{ref.source}\n{ref.version}\n{dataset}".encode()).hexdigest()
 
 
 @dataclass(frozen=True)
 class Claim:
-    """The outcome of claiming an object version in the ledger."""
+    """The outcome of claiming an object version for a dataset in the ledger."""
 
     status: ClaimStatus
     ref: ObjectRef
     owner: str
     attempts: int = 0
+    dataset: str = ""
+
+    @property
+    def object_id(self) -> str:
+        """The ledger key (`ledger_id`)."""
+        return ledger_id(self.ref, self.dataset)
 
 
 @dataclass(frozen=True)
@@ -199,8 +210,14 @@ class Store(CategoryDictionary, Protocol):
         """Return a registered dataset's contract, or None."""
         ...
 
-    def claim(self, ref: ObjectRef, dataset: str, lease_seconds: float, owner: str) -> Claim:
+    def claim(
+        self, ref: ObjectRef, dataset: str, lease_seconds: float, owner: str, *, force: bool = False
+    ) -> Claim:
         """Claim an object version for loading (see `iotpipe.storage.ledger.Ledger.claim`)."""
+        ...
+
+    def release(self, claim: Claim) -> None:
+        """Let go of a claim's liveness lock (after each attempt, whatever its outcome)."""
         ...
 
     def fail(self, claim: Claim, error: str, report: Mapping[str, Any] | None) -> None:
@@ -211,8 +228,14 @@ class Store(CategoryDictionary, Protocol):
         """Open a `Loader` as a context manager: commit on success, roll back on error."""
         ...
 
-    def ledger_entry(self, ref: ObjectRef) -> LedgerEntry | None:
-        """Return the ledger row of an object version, if any."""
+    def ledger_entry(self, ref: ObjectRef, dataset: str) -> LedgerEntry | None:
+        """Return the ledger row of an object version in a dataset, if any."""
+        ...
+
+    def files(
+        self, *, status: str | None = None, dataset: str | None = None, limit: int = 100
+    ) -> list[LedgerEntry]:
+        """Return ledger rows, the most recent first."""
         ...
 
     def count_and_stats(

@@ -36,6 +36,7 @@ class IngestReport:
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)  # rejects / report / quarantine URLs
     source_missing: bool = False  # the object was gone: nothing to quarantine
+    matched: dict[str, Any] | None = None  # what a "skipped" version matched in the ledger
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def end(self, status: Status, error: str | None = None) -> IngestReport:
@@ -74,6 +75,7 @@ class IngestReport:
                 for r in self.rejected_sample
             ],
             "error": self.error,
+            "matched": self.matched,
             "seconds": round(self.seconds, 3),
             "outputs": dict(self.outputs),
         }

@@ -19,7 +19,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from iotpipe.contract import MAX_DEVICE_ID_LENGTH, TS, DataContract
+from iotpipe.contract import IDENTIFIER, MAX_DEVICE_ID_LENGTH, TS, DataContract
 from iotpipe.errors import InvalidQueryError
 from iotpipe.model import ReadingsQuery, Store
 from iotpipe.times import from_epoch, iso_z
@@ -29,6 +29,7 @@ MAX_LIMIT = 10_000
 # Lambda's synchronous response limit is 6 MB; the page stops well before it.
 MAX_ROWS_BYTES = 5_000_000
 ROW_KEY_TIME = "timestamp"
+SHOWN_CHARS = 64  # at most this much of a bad value is echoed in an error
 _EPOCH_TEXT = re.compile(r"^[+-]?\d+(\.\d+)?$")
 _SLASHED = re.compile(r"^\d{4}/\d{1,2}/\d{1,2}")
 
@@ -69,10 +70,15 @@ def parse_instant(value: Any, parameter: str) -> dt.datetime:
         parsed = dt.datetime.fromisoformat(text.replace(" ", "T", 1) if " " in text else text)
     except (ValueError, OverflowError) as exc:
         raise InvalidQueryError(
-            parameter, f"{text[:64]!r} is not an ISO 8601 time or epoch seconds/ms"
+            parameter, f"{text[:SHOWN_CHARS]!r} is not an ISO 8601 time or epoch seconds/ms"
         ) from exc
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        try:
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+        except OverflowError as exc:  # 9999-12-31T23:59:59-01:00 is after year 9999 in UTC
+            raise InvalidQueryError(
+                parameter, f"{text[:SHOWN_CHARS]!r} is outside the years 1 to 9999 in UTC"
+            ) from exc
     return parsed
 
 
@@ -166,8 +172,10 @@ def parse_query(
         raise InvalidQueryError("start", "is after end")
     limit = _limit(params.get("limit"))
     dataset = params.get("dataset") or default_dataset
-    if not isinstance(dataset, str):
-        raise InvalidQueryError("dataset", "must be a string")
+    if not isinstance(dataset, str) or not IDENTIFIER.match(dataset):
+        raise InvalidQueryError(
+            "dataset", "must be a dataset name (a-z first, then a-z, 0-9 or _; 64 at most)"
+        )
     contract = store.dataset(dataset)
     if contract is None:
         raise InvalidQueryError("dataset", f"unknown dataset {dataset!r}")

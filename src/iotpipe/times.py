@@ -9,6 +9,9 @@ from __future__ import annotations
 import datetime as dt
 
 EPOCH = dt.datetime(1970, 1, 1)
+# What both engines store (MySQL's DATETIME range); a contract's earliest is never before.
+STORABLE_FIRST = dt.datetime(1000, 1, 1)
+STORABLE_LAST = dt.datetime(9999, 12, 31, 23, 59, 59, 999_999)
 # An epoch number at or above this is milliseconds, below it seconds (1e11 s is year 5138).
 EPOCH_MS_THRESHOLD = 1e11
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from iotpipe.contract.schema import Ambiguous
 from iotpipe.times import EPOCH_MS_THRESHOLD
 
 ISO_PATTERN = (
@@ -22,7 +23,7 @@ CANONICAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|
 UTC = "UTC"
 
 
-def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
+def timestamp_expr(raw: pl.Expr, timezone: str = UTC, ambiguous: Ambiguous = "earliest") -> pl.Expr:
     """Parse trimmed timestamp strings to naive UTC ``Datetime('us')``; null when unparseable.
 
     Parameters
@@ -30,8 +31,10 @@ def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
     raw
         An expression of trimmed strings.
     timezone
-        IANA zone of naive times. An ambiguous local time takes its earlier instant; a local
-        time that does not exist (a DST gap) is unparseable.
+        IANA zone of naive times. A local time that does not exist (a DST gap) is null.
+    ambiguous
+        Which instant a repeated local time (clocks going back) takes: ``earliest``,
+        ``latest``, or none (``reject``: null).
 
     Returns
     -------
@@ -80,11 +83,13 @@ def timestamp_expr(raw: pl.Expr, timezone: str = UTC) -> pl.Expr:
         .then(_epoch(raw))
         .when(tz.is_not_null())
         .then(with_offset)
-        .otherwise(_as_utc(naive, timezone))
+        .otherwise(_as_utc(naive, timezone, ambiguous))
     )
 
 
-def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
+def parse_timestamps(
+    raw: pl.Series, timezone: str = UTC, ambiguous: Ambiguous = "earliest"
+) -> pl.Series:
     """Parse trimmed timestamp strings exactly as `timestamp_expr` does, faster.
 
     Epoch numbers and the canonical ISO shapes (`CANONICAL_PATTERN`: what most files hold)
@@ -97,8 +102,8 @@ def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
     ----------
     raw
         Trimmed strings.
-    timezone
-        IANA zone of naive times (see `timestamp_expr`).
+    timezone, ambiguous
+        How naive times are read (see `timestamp_expr`).
 
     Returns
     -------
@@ -117,24 +122,64 @@ def parse_timestamps(raw: pl.Series, timezone: str = UTC) -> pl.Series:
             pl.when(text.str.contains(EPOCH_PATTERN))
             .then(_epoch(text))
             .when(text.str.contains(CANONICAL_PATTERN))
-            .then(pl.coalesce(_as_utc(naive, timezone), aware.dt.replace_time_zone(None)))
+            .then(
+                pl.coalesce(_as_utc(naive, timezone, ambiguous), aware.dt.replace_time_zone(None))
+            )
             .alias(raw.name)
         )
         .to_series()
     )
     rest = (fast.is_null() & raw.is_not_null()).arg_true()
     if rest.len():
-        slow = frame[rest].select(timestamp_expr(text, timezone)).to_series()
+        slow = frame[rest].select(timestamp_expr(text, timezone, ambiguous)).to_series()
         fast = fast.scatter(rest, slow)
     return fast
 
 
-def _as_utc(naive: pl.Expr, timezone: str) -> pl.Expr:
-    """Naive local times in ``timezone`` as naive UTC (earlier instant when ambiguous)."""
+def local_time_faults(raw: pl.Series, timezone: str) -> pl.Series:
+    """Say why texts that do not parse in ``timezone`` fail, when the zone is the reason.
+
+    Parameters
+    ----------
+    raw
+        Trimmed strings that `parse_timestamps` left null (only those: it costs a parse).
+    timezone
+        The zone of naive times.
+
+    Returns
+    -------
+    pl.Series
+        ``nonexistent`` for a wall-clock time that a DST gap skips, ``ambiguous`` for one that
+        happens twice, null for the rest (they are not times at all).
+    """
+    if timezone == UTC:
+        return pl.Series(raw.name, [None] * raw.len(), dtype=pl.String)
+    checks = pl.DataFrame(
+        {
+            "readable": parse_timestamps(raw, UTC).is_not_null(),  # a wall-clock time at all
+            "exists": parse_timestamps(raw, timezone, "earliest").is_not_null(),
+        }
+    )
+    return checks.select(
+        pl.when(~pl.col("readable"))
+        .then(pl.lit(None, dtype=pl.String))
+        .when(~pl.col("exists"))
+        .then(pl.lit("nonexistent"))
+        .otherwise(pl.lit("ambiguous"))
+        .alias(raw.name)
+    ).to_series()
+
+
+def _as_utc(naive: pl.Expr, timezone: str, ambiguous: Ambiguous) -> pl.Expr:
+    """Naive local times in ``timezone`` as naive UTC (null where no one instant fits)."""
     if timezone == UTC:
         return naive
     return (
-        naive.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
+        naive.dt.replace_time_zone(
+            timezone,
+            ambiguous="null" if ambiguous == "reject" else ambiguous,
+            non_existent="null",
+        )
         .dt.convert_time_zone(UTC)
         .dt.replace_time_zone(None)
     )

@@ -174,7 +174,7 @@ def test_same_object_delivered_to_four_workers_at_once(
 
 class _KillingLedger(Ledger):
     def __init__(self, store: KillingStore) -> None:
-        super().__init__(store.db)
+        super().__init__(store.db, store.locks)
         self._store = store
 
     def mark_loaded(self, cursor: Any, claim: Any, report: Any) -> None:

@@ -18,9 +18,8 @@ from boto3.s3.transfer import TransferConfig
 from iotpipe import bootstrap
 from iotpipe.aws.s3 import S3Objects
 from iotpipe.contract import load_contract
-from iotpipe.errors import FileFailedError
 from iotpipe.handlers.ingest import handler
-from iotpipe.local.stack import LocalContext, LocalStack, Poller
+from iotpipe.local.stack import LocalContext, LocalStack, Poller, free_port
 from iotpipe.model import ObjectRef
 from iotpipe.sample import SampleTruth, write_sample
 from iotpipe.storage.mysql import MySQLParams
@@ -82,9 +81,10 @@ def test_gzipped_multipart_upload_under_an_odd_key_loads_exactly(
     assert all(r["line"].isdigit() and r["detail"] for r in rows)
 
 
-def _notification(stack: LocalStack, key: str) -> str:
+def _notification(stack: LocalStack, key: str, bucket: str | None = None) -> str:
     s3 = stack.client("s3")
-    head = s3.head_object(Bucket=stack.bucket, Key=key)
+    bucket = bucket or stack.bucket
+    head = s3.head_object(Bucket=bucket, Key=key)
     from urllib.parse import quote_plus
 
     return json.dumps(
@@ -94,7 +94,7 @@ def _notification(stack: LocalStack, key: str) -> str:
                     "eventSource": "aws:s3",
                     "eventName": "ObjectCreated:Put",
                     "s3": {
-                        "bucket": {"name": stack.bucket},
+                        "bucket": {"name": bucket},
                         "object": {
                             "key": quote_plus(key),
                             "eTag": head["ETag"].strip('"'),
@@ -163,17 +163,17 @@ def test_two_concurrent_deliveries_load_once(
     assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 1
 
 
-def test_garbage_is_quarantined_reported_raised_and_dead_lettered(
+def test_garbage_is_quarantined_reported_and_acknowledged_not_dead_lettered(
     stack: LocalStack, mariadb_url: str, tmp_path: Path
 ) -> None:
+    # Issue "Trust": a file that fails as a whole is quarantined with its report and the
+    # ledger entry, and acknowledged: retrying it five times into the DLQ helped nobody.
     key = "incoming/garbage.csv"
     stack.client("s3").put_object(
         Bucket=stack.bucket, Key=key, Body=b"\x89PNG\r\n\x1a\n\x00\x00" + os.urandom(2000)
     )
-    # Direct invocation: the handler raises, so Lambda retries and then the DLQ catches it.
     direct = json.loads(_notification(stack, key))
-    with pytest.raises(FileFailedError):
-        handler(direct, LocalContext())
+    assert handler(direct, LocalContext()) == {"status": "ok", "objects": 1}
     status, error = fetch_all(mariadb_url, "SELECT status, error FROM iotpipe_ledger")[0]
     assert status == "failed" and "binary" in error
     assert keys(stack, "quarantine/") == [f"quarantine/{key}"]
@@ -181,17 +181,29 @@ def test_garbage_is_quarantined_reported_raised_and_dead_lettered(
     assert report["status"] == "failed" and report["outputs"]["quarantine"].endswith(
         f"quarantine/{key}"
     )
-    # Through SQS: the message is reported failed on every receive, then lands in the DLQ.
-    Poller(stack).drain(timeout_seconds=60, idle_polls=8)
-    dead = stack.client("sqs").receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)[
-        "Messages"
-    ]
-    assert any(
-        key.replace(" ", "+")
-        in json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"].replace("%2F", "/")
-        for m in dead
-    )
+    # Through SQS: acknowledged on the first receive; nothing reaches the DLQ.
+    Poller(stack).drain(timeout_seconds=60, idle_polls=3)
+    dead = stack.client("sqs").receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)
+    assert dead.get("Messages", []) == []
+    assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 2  # direct + SQS
     assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 0
+
+
+def test_an_unreachable_database_is_retried_then_dead_lettered(
+    stack: LocalStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The counterpart: what a retry can fix is still retried, and then dead-lettered.
+    closed = free_port()  # nothing listens there
+    monkeypatch.setenv("IOTPIPE_DATABASE_URL", f"mysql://root@127.0.0.1:{closed}/iotpipe")
+    bootstrap.use_ingest_runtime(None)
+    path = tmp_path / "u.csv"
+    write_sample(path, 200, seed=46)
+    stack.upload(str(path), "incoming/unreachable.csv")
+    poller = Poller(stack)
+    poller.drain(timeout_seconds=120, idle_polls=8)
+    dead = stack.client("sqs").receive_message(QueueUrl=stack.dlq_url, MaxNumberOfMessages=10)
+    assert len(dead.get("Messages", [])) == 1
+    assert poller.invocations >= 3  # every receive was reported failed
 
 
 def test_missing_required_column_fails_the_file(stack: LocalStack, mariadb_url: str) -> None:
@@ -200,7 +212,7 @@ def test_missing_required_column_fails_the_file(stack: LocalStack, mariadb_url: 
         Bucket=stack.bucket, Key=key, Body=b"device_id,battery_pct\nd1,50\n"
     )
     result = handler(_sqs_event(_notification(stack, key), "x"), LocalContext())
-    assert result == {"batchItemFailures": [{"itemIdentifier": "x"}]}
+    assert result == {"batchItemFailures": []}  # failed as a whole: acknowledged
     error = scalar(mariadb_url, "SELECT error FROM iotpipe_ledger")
     assert "required column(s) missing: ts (timestamp)" in error
     assert keys(stack, "quarantine/") == [f"quarantine/{key}"]
@@ -225,8 +237,9 @@ def test_database_outage_mid_file_ends_with_exact_rows(
     assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 2)]
 
 
+@pytest.mark.parametrize("connection", ["closed", "still open"])
 def test_timed_out_lambda_lease_is_taken_over(
-    stack: LocalStack, mariadb_url: str, tmp_path: Path
+    stack: LocalStack, mariadb_url: str, tmp_path: Path, connection: str
 ) -> None:
     path = tmp_path / "t.csv"
     truth = write_sample(path, 3000, seed=45, keep_rows=True)
@@ -240,17 +253,24 @@ def test_timed_out_lambda_lease_is_taken_over(
     store.ensure_schema(ACME)
     ref = ObjectRef(f"s3://{stack.bucket}/{key}", etag, path.stat().st_size)
     assert store.claim(ref, "acme_usage", 0.5, new_owner()).status == "claimed"
-    store.close()
     body = _notification(stack, key)
-    assert handler(_sqs_event(body, "early"), LocalContext()) == {
-        "batchItemFailures": [{"itemIdentifier": "early"}]
-    }
-    import time
+    if connection == "closed":
+        # Its connection closed (the process is gone): the server released its lock, so the
+        # next delivery takes over at once, lease or not (issue "Trust", finding 5).
+        store.close()
+    else:
+        # A frozen container whose connection stays open: the lock is held, so the lease
+        # decides. Within it the delivery is busy; once it runs out, taken over.
+        assert handler(_sqs_event(body, "early"), LocalContext()) == {
+            "batchItemFailures": [{"itemIdentifier": "early"}]
+        }
+        import time
 
-    time.sleep(0.6)  # the dead invocation's lease runs out
+        time.sleep(0.6)  # the dead invocation's lease runs out
     assert handler(_sqs_event(body, "later"), LocalContext()) == {"batchItemFailures": []}
     assert table_rows(mariadb_url, ACME) == expected(truth)
     assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 2)]
+    store.close()
 
 
 def test_eventbridge_invocation(stack: LocalStack, mariadb_url: str, tmp_path: Path) -> None:
@@ -309,3 +329,57 @@ def test_cli_ingests_an_s3_url(
     failed = json.loads(capsys.readouterr().out)
     assert failed["status"] == "failed" and "required column(s) missing" in failed["error"]
     assert failed["outputs"]["quarantine"] == f"s3://{stack.bucket}/quarantine/incoming/junk.csv"
+
+
+def test_only_the_input_bucket_and_prefix_are_ingested(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Issue "Trust", finding 16: the handler read any bucket and key it was told about, and
+    # wrote its outputs into that bucket.
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    s3.create_bucket(Bucket="someone-elses")
+    path = tmp_path / "x.csv"
+    write_sample(path, 300, seed=47)
+    s3.upload_file(str(path), "someone-elses", "incoming/x.csv")
+    s3.upload_file(str(path), stack.bucket, "elsewhere/x.csv")
+    monkeypatch.setenv("IOTPIPE_INPUT_BUCKETS", stack.bucket)
+    bootstrap.use_ingest_runtime(None)
+    for bucket, key in (("someone-elses", "incoming/x.csv"), (stack.bucket, "elsewhere/x.csv")):
+        body = json.loads(_notification(stack, key, bucket=bucket))
+        assert handler(_sqs_event(json.dumps(body), "m"), LocalContext()) == {
+            "batchItemFailures": []
+        }  # logged and acknowledged
+    tables = "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE()"
+    assert scalar(mariadb_url, tables) == 0  # not even a ledger entry: nothing was read
+    assert (
+        keys(stack, "reports/") == []
+        and s3.list_objects_v2(Bucket="someone-elses")["KeyCount"] == 1
+    )
+
+
+class _BrokenBulk:
+    def upsert(self, cursor: Any, table: str, rows: Any, *, whole_rows: bool) -> None:
+        raise RuntimeError("a bug nobody foresaw")
+
+
+def test_an_unforeseen_failure_still_gets_a_report_and_a_ledger_entry(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    # Issue "Trust", finding 11: such a file got only retries.
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    key = "incoming/unforeseen.csv"
+    path = tmp_path / "u.csv"
+    write_sample(path, 500, seed=48)
+    stack.upload(str(path), key)
+    store = bootstrap.build_store(mariadb_url)
+    store.bulk = _BrokenBulk()
+    bootstrap.use_ingest_runtime(bootstrap.build_ingest_runtime(store=store, objects=S3Objects(s3)))
+    result = handler(_sqs_event(_notification(stack, key), "m"), LocalContext())
+    assert result == {"batchItemFailures": [{"itemIdentifier": "m"}]}  # retried, then DLQ
+    report = read_json(stack, f"reports/{key}.json")
+    assert report["status"] == "failed" and "a bug nobody foresaw" in report["error"]
+    status, error = fetch_all(mariadb_url, "SELECT status, error FROM iotpipe_ledger")[0]
+    assert status == "failed" and "RuntimeError: a bug nobody foresaw" in error
+    assert keys(stack, "quarantine/") == []  # not the file's fault

@@ -30,8 +30,8 @@ class _BatchHook:
     def __init__(self, bulk: BulkPath, after: Any) -> None:
         self._bulk, self._after = bulk, after
 
-    def upsert(self, cursor: Any, table: str, rows: Any) -> None:
-        self._bulk.upsert(cursor, table, rows)
+    def upsert(self, cursor: Any, table: str, rows: Any, *, whole_rows: bool) -> None:
+        self._bulk.upsert(cursor, table, rows, whole_rows=whole_rows)
         self._after(cursor)
 
 

@@ -9,8 +9,9 @@ import statistics
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import pytest
 
@@ -49,6 +50,10 @@ def ingest(url: str, path: Path, **options: Any) -> Any:
         )
     finally:
         store.close()
+
+
+def opener(path: Path) -> Callable[[], IO[bytes]]:
+    return lambda: path.open("rb")
 
 
 def expected_rows(truth: SampleTruth) -> list[tuple[Any, ...]]:
@@ -251,7 +256,7 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         taken = store.claim(other, "acme_usage", 60, b)
         assert taken.status == "claimed" and taken.attempts == 2
         store.fail(taken, "boom", None)
-        entry = store.ledger_entry(other)
+        entry = store.ledger_entry(other, "acme_usage")
         assert entry is not None and entry.status == "failed" and entry.error == "boom"
         assert store.claim(other, "acme_usage", 60, a).status == "claimed"  # failed: retry
     finally:
@@ -319,3 +324,43 @@ def test_a_contract_may_allow_longer_device_ids_than_128(store_url: str, tmp_pat
     assert fetch_all(store_url, "SELECT device_id, battery_pct FROM device_usage") == [
         (long_id, 50.0)
     ]
+
+
+def test_columns_a_contract_does_not_carry_keep_their_values(
+    store_url: str, tmp_path: Path
+) -> None:
+    # Issue "Trust", finding 6: on MariaDB, LOAD DATA ... REPLACE set the columns the loading
+    # contract lacks to NULL in every row it touched; SQLite kept them. Same answer on both.
+    doc = contract_to_dict(ACME)
+    doc["name"] = "acme_with_humidity"  # a second contract on the same table
+    doc["fields"].append({"name": "humidity_pct", "type": "number"})
+    wider = contract_from_dict(doc)
+    first = tmp_path / "with humidity.csv"
+    first.write_text(
+        "device_id,timestamp,battery_pct,humidity_pct\n"
+        "d1,2024-05-01T00:00:00Z,50,40\n"
+        "d2,2024-05-01T00:00:00Z,60,41\n",
+        encoding="utf-8",
+    )
+    second = tmp_path / "without.csv"
+    second.write_text(
+        "device_id,timestamp,battery_pct\nd1,2024-05-01T00:00:00Z,55\nd3,2024-05-01T00:00:00Z,70\n",
+        encoding="utf-8",
+    )
+    store = build_store(store_url)
+    try:
+        for path, contract in ((first, wider), (second, ACME)):
+            report = ingest_object(
+                opener(path),
+                local_object(path),
+                contract,
+                store,
+                options=IngestOptions(now=NOW),
+            )
+            assert report.status == "loaded", report.to_dict()
+    finally:
+        store.close()
+    rows = fetch_all(
+        store_url, "SELECT device_id, battery_pct, humidity_pct FROM device_usage ORDER BY 1"
+    )
+    assert rows == [("d1", 55.0, 40.0), ("d2", 60.0, 41.0), ("d3", 70.0, None)]

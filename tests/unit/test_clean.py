@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import polars as pl
 import pytest
@@ -246,3 +247,39 @@ def test_now_bound_uses_the_injected_clock() -> None:
     assert not rejected
     _, rejected, _ = clean_bytes(data, contract(), now=NOW - dt.timedelta(hours=1))
     assert [r.reason for r in rejected] == ["timestamp_out_of_range"]
+
+
+# -- issue "Trust", finding 17: local times the zone skips or repeats ---------------------
+
+ROME_GAP = "2004-03-28 02:30:00"  # clocks went from 02:00 to 03:00 (CET -> CEST)
+ROME_TWICE = "2004-10-31 02:30:00"  # clocks went from 03:00 back to 02:00 (CEST -> CET)
+
+
+@pytest.mark.parametrize(
+    ("ambiguous", "expected"),
+    [
+        ("earliest", dt.datetime(2004, 10, 31, 0, 30)),  # 02:30 CEST
+        ("latest", dt.datetime(2004, 10, 31, 1, 30)),  # 02:30 CET
+        ("reject", None),
+    ],
+)
+def test_local_times_in_a_dst_gap_or_repeated_hour(ambiguous: str, expected: Any) -> None:
+    c = contract(timestamp={"source": "time", "timezone": "Europe/Rome", "ambiguous": ambiguous})
+    data = (
+        "id,time,v,kind\n"
+        f"d1,{ROME_GAP},1,a\n"
+        f"d1,{ROME_TWICE},2,a\n"
+        "d1,2004-03-28 01:30:00,3,a\n"
+        "d1,not a time,4,a\n"
+    ).encode()
+    rows, rejected, _ = clean_bytes(data, c)
+    reasons = {r.line: r.reason for r in rejected}
+    assert reasons[2] == "nonexistent_local_time"
+    assert "does not exist in Europe/Rome" in next(r.detail for r in rejected if r.line == 2)
+    assert reasons[5] == "invalid_timestamp"
+    stamps = rows.get_column("ts").to_list()
+    assert dt.datetime(2004, 3, 28, 0, 30) in stamps  # 01:30 CET exists
+    if expected is None:
+        assert reasons[3] == "ambiguous_local_time"
+    else:
+        assert 3 not in reasons and expected in stamps

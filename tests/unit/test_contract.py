@@ -190,3 +190,65 @@ def test_round_trip_through_yaml(ref: str) -> None:
     original = load_contract(ref)
     again = parse_contract(yaml.safe_dump(contract_to_dict(original)))
     assert again == original
+
+
+# -- issue "Trust", finding 7: iotpipe's own tables, identifiers, engine limits ---------------
+
+
+@pytest.mark.parametrize(
+    ("doc", "key"),
+    [
+        (minimal(table="iotpipe_ledger"), "table"),
+        (minimal(table="iotpipe_categories"), "table"),
+        (minimal(name="iotpipe_datasets"), "name"),
+        (minimal(name="abc\n"), "name"),
+        (minimal(table="abc\n"), "table"),
+        (minimal(fields=[{"name": "v\n", "type": "number"}]), "fields[0].name"),
+        (minimal(device_id={"source": "id", "maxLength": 513}), "device_id.maxLength"),
+        (minimal(timestamp={"source": "t", "earliest": "0999-12-31"}), "timestamp.earliest"),
+        (minimal(timestamp={"source": "t", "ambiguous": "first"}), "timestamp.ambiguous"),
+        (minimal(dialect={"max_record_bytes": 0}), "dialect.max_record_bytes"),
+        (minimal(dialect={"max_record_bytes": 65 << 20}), "dialect.max_record_bytes"),
+        (minimal(quality={"max_rejected_ratio": 1.5}), "quality.max_rejected_ratio"),
+        (minimal(quality={"max_rejected": 0.5}), "quality.max_rejected"),
+    ],
+)
+def test_reserved_names_and_new_keys_are_checked(doc: dict[str, Any], key: str) -> None:
+    with pytest.raises(ContractError) as info:
+        contract_from_dict(doc)
+    assert info.value.key == key, str(info.value)
+
+
+def test_too_many_columns_names_the_field_that_crosses_the_limit() -> None:
+    fields = [{"name": f"v{i}", "type": "number"} for i in range(1100)]
+    with pytest.raises(ContractError) as info:
+        contract_from_dict(minimal(fields=fields))
+    # device_id + ts + 1015 fields = 1017 columns, InnoDB's limit: the 1016th field is over.
+    assert info.value.key == "fields[1015] (v1015)"
+    assert "1018 columns" in str(info.value) and "1017" in str(info.value)
+
+
+def test_too_wide_a_row_names_the_field_that_crosses_the_limit() -> None:
+    fields = [
+        {"name": f"s{i}", "type": "string", "constraints": {"maxLength": 1000}} for i in range(20)
+    ]
+    with pytest.raises(ContractError) as info:
+        contract_from_dict(minimal(fields=fields))
+    # Each VARCHAR(1000) takes 4,002 bytes; the 17th pushes the row past 65,535.
+    assert info.value.key == "fields[16] (s16)"
+    assert "65,535" in str(info.value)
+    # TEXT counts 12 bytes: the same fields without a maxLength fit.
+    contract_from_dict(minimal(fields=[{"name": f"s{i}", "type": "string"} for i in range(20)]))
+
+
+def test_new_keys_round_trip() -> None:
+    doc = minimal(
+        timestamp={"source": "t", "ambiguous": "reject", "timezone": "Europe/Rome"},
+        dialect={"max_record_bytes": 4096},
+        quality={"max_rejected_ratio": 0.25},
+    )
+    contract = contract_from_dict(doc)
+    assert contract.timestamp.ambiguous == "reject"
+    assert contract.dialect.max_record_bytes == 4096
+    assert contract.quality.max_rejected_ratio == 0.25
+    assert parse_contract(yaml.safe_dump(contract_to_dict(contract))) == contract

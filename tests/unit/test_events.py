@@ -74,3 +74,50 @@ def test_s3_test_event_and_unknown_shapes() -> None:
     assert decode_event(load("s3-test-event.json")).groups == []
     with pytest.raises(EventShapeError):
         decode_event({"hello": "world"})
+
+
+# -- issue "Trust", finding 15: events that are not the documented shapes ------------------
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        None,
+        [],
+        "s3:ObjectCreated",
+        42,
+        {"Records": [None]},
+        {"Records": ["x"]},
+        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]},
+        {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put", "s3": []}]},
+        {
+            "Records": [
+                {
+                    "eventSource": "aws:s3",
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": "b"}, "object": {}},
+                }
+            ]
+        },
+        {"detail-type": "Object Created", "source": "aws.s3"},
+        {"detail-type": "Object Created", "source": "aws.s3", "detail": {"bucket": "b"}},
+    ],
+)
+def test_malformed_events_are_event_shape_errors(event: Any) -> None:
+    # They raised AttributeError, TypeError or KeyError.
+    with pytest.raises(EventShapeError):
+        decode_event(event)
+
+
+def test_a_malformed_sqs_body_fails_only_its_message() -> None:
+    good = load("sqs-s3.json")["Records"][0]
+    bad = {
+        **good,
+        "messageId": "bad",
+        "body": json.dumps(
+            {"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put"}]}
+        ),
+    }
+    decoded = decode_event({"Records": [good, bad]})
+    assert [g.error is None for g in decoded.groups] == [True, False]
+    assert "s3" in (decoded.groups[1].error or "")

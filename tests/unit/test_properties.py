@@ -13,16 +13,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
-from iotpipe.clean import Cleaner, marker_spellings
+from iotpipe.clean import Cleaner
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import open_records
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
+from iotpipe.values import marker_spellings
 from tests.unit.helpers import NOW, contract
 
 REASONS = {
     "malformed_row", "malformed_json", "missing_device_id", "invalid_device_id",
     "missing_timestamp", "invalid_timestamp", "timestamp_out_of_range", "missing_value",
-    "invalid_value", "no_measurements",
+    "invalid_value", "no_measurements", "invalid_encoding", "record_too_large",
 }  # fmt: skip
 TIMESTAMPS = st.sampled_from(
     ["2024-01-01T00:00:00Z", "2024-01-01 00:00:00", "1704067200", "1704067200000",

@@ -3,11 +3,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from iotpipe.contract import load_contract
 from iotpipe.errors import InvalidQueryError
+from iotpipe.local.stack import LocalContext
 from iotpipe.retrieve import CursorCodec, parse_instant, parse_query, retrieve
 from iotpipe.storage.sqlite import SQLiteStore
 from iotpipe.times import iso_z
@@ -160,3 +162,59 @@ def test_pages_are_cut_by_bytes_and_the_cursor_continues(
     assert truth.rows is not None
     assert seen == sorted(iso_z(k[1]) for k in truth.rows)
     assert pages > len(truth.rows) // 20
+
+
+# -- issue "Trust", findings 12, 14, 15 ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "9999-12-31T23:59:59-01:00",  # after year 9999 in UTC: once an OverflowError (a 500)
+        "0001-01-01T00:00:00+01:00",  # before year 1 in UTC
+        "1e300",
+        -1e20,
+        10**30,
+    ],
+)
+def test_instants_outside_the_representable_range_are_a_400(text: object) -> None:
+    with pytest.raises(InvalidQueryError) as info:
+        parse_instant(text, "start")
+    assert info.value.parameter == "start"
+
+
+@pytest.mark.parametrize("dataset", ["x" * 60_000, "Bad Name", "abc\n", "a" * 65, 7])
+def test_dataset_is_validated_and_never_echoed_whole(store: SQLiteStore, dataset: Any) -> None:
+    with pytest.raises(InvalidQueryError) as info:
+        parse_query(
+            {**GOOD, "dataset": dataset},
+            default_dataset="acme_usage",
+            store=store,
+            cursors=CursorCodec("k"),
+        )
+    assert info.value.parameter == "dataset"
+    assert len(str(info.value)) < 200
+
+
+@pytest.mark.parametrize("event", [None, [], "device", 3])
+def test_direct_events_that_are_not_objects(event: Any) -> None:
+    from iotpipe.handlers.retrieve import handler
+
+    with pytest.raises(InvalidQueryError) as info:
+        handler(event, LocalContext())
+    assert info.value.parameter == "event"
+
+
+def test_http_parameters_that_are_not_objects_are_a_400() -> None:
+    from iotpipe.handlers.retrieve import handler
+
+    event = {
+        "version": "2.0",
+        "routeKey": "GET /devices/{device_id}/readings",
+        "requestContext": {"requestId": "r"},
+        "pathParameters": "dev-1",
+        "queryStringParameters": ["start"],
+    }
+    response = handler(event, LocalContext())
+    assert response["statusCode"] == 400
+    assert json.loads(response["body"])["parameter"] == "device_id"

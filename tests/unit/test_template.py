@@ -92,7 +92,10 @@ def test_every_env_var_a_function_reads_is_set(template: dict[str, Any]) -> None
     known = {v for k, v in vars(config).items() if k.startswith("ENV_")}
     for name, function in functions(template).items():
         env = {**shared, **function["Properties"].get("Environment", {}).get("Variables", {})}
-        needed = config.RETRIEVE_LAMBDA_ENV if name == "RetrieveFunction" else config.LAMBDA_ENV
+        needed = {
+            "RetrieveFunction": config.RETRIEVE_LAMBDA_ENV,
+            "IngestFunction": config.INGEST_LAMBDA_ENV,
+        }.get(name, config.LAMBDA_ENV)
         assert set(needed) <= set(env), (name, set(needed) - set(env))
         assert {k for k in env if k.startswith("IOTPIPE_")} <= known, name  # no misspelt names
 

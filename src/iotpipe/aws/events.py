@@ -46,7 +46,7 @@ class DecodedEvent:
     groups: list[MessageGroup]
 
 
-def decode_event(event: Mapping[str, Any]) -> DecodedEvent:
+def decode_event(event: Any) -> DecodedEvent:
     """Decode any accepted event.
 
     Parameters
@@ -62,8 +62,10 @@ def decode_event(event: Mapping[str, Any]) -> DecodedEvent:
     Raises
     ------
     EventShapeError
-        For an event of no accepted shape.
+        For an event of no accepted shape (not an object, no records, a record without
+        ``s3``, an EventBridge event without ``detail``, ...).
     """
+    event = _mapping(event, "the event")
     if event.get("detail-type") == "Object Created" and event.get("source") == "aws.s3":
         return DecodedEvent("eventbridge", [MessageGroup(None, [_eventbridge(event)])])
     if event.get("Event") == "s3:TestEvent":
@@ -71,26 +73,36 @@ def decode_event(event: Mapping[str, Any]) -> DecodedEvent:
     records = event.get("Records")
     if not isinstance(records, list):
         raise EventShapeError("no Records, and not an EventBridge Object Created event")
+    records = [_mapping(r, "a record") for r in records]
     if records and all(r.get("eventSource") == "aws:sqs" for r in records):
         return DecodedEvent("sqs", [_sqs_message(r) for r in records])
     return DecodedEvent("s3", [MessageGroup(None, s3_records(records))])
 
 
-def s3_records(records: list[Any]) -> list[ObjectEvent]:
-    """Decode the records of an S3 notification (ignoring non-create events)."""
+def s3_records(records: Any) -> list[ObjectEvent]:
+    """Decode the records of an S3 notification (ignoring non-create events).
+
+    Raises
+    ------
+    EventShapeError
+        When a record is not an S3 record of the documented shape.
+    """
+    if not isinstance(records, list):
+        raise EventShapeError("Records is not a list")
     objects = []
-    for record in records:
+    for raw in records:
+        record = _mapping(raw, "a record")
         if record.get("eventSource") != "aws:s3":
             raise EventShapeError(f"unexpected record source {record.get('eventSource')!r}")
         name = str(record.get("eventName", ""))
         if not name.startswith("ObjectCreated:"):
             continue
-        s3 = record["s3"]
-        obj = s3["object"]
+        s3 = _mapping(record.get("s3"), "a record's s3")
+        obj = _mapping(s3.get("object"), "s3.object")
         objects.append(
             ObjectEvent(
-                bucket=s3["bucket"]["name"],
-                key=unquote_plus(obj["key"]),
+                bucket=_text(_mapping(s3.get("bucket"), "s3.bucket").get("name"), "bucket name"),
+                key=unquote_plus(_text(obj.get("key"), "s3.object.key")),
                 etag=obj.get("eTag") or obj.get("etag"),
                 version_id=obj.get("versionId"),
                 size=obj.get("size"),
@@ -112,19 +124,31 @@ def _sqs_message(record: Mapping[str, Any]) -> MessageGroup:
             group.objects.append(_eventbridge(body))
         else:
             group.objects.extend(s3_records(body.get("Records", [])))
-    except (ValueError, KeyError, TypeError, EventShapeError) as exc:
-        group.error = f"undecodable S3 notification: {exc!r}"
+    except (ValueError, TypeError, EventShapeError) as exc:
+        group.error = f"undecodable S3 notification: {exc}"
     return group
 
 
 def _eventbridge(event: Mapping[str, Any]) -> ObjectEvent:
-    detail = event["detail"]
-    obj = detail["object"]
+    detail = _mapping(event.get("detail"), "the EventBridge detail")
+    obj = _mapping(detail.get("object"), "detail.object")
     return ObjectEvent(
-        bucket=detail["bucket"]["name"],
-        key=obj["key"],
+        bucket=_text(_mapping(detail.get("bucket"), "detail.bucket").get("name"), "bucket name"),
+        key=_text(obj.get("key"), "detail.object.key"),
         etag=obj.get("etag"),
         version_id=obj.get("version-id"),
         size=obj.get("size"),
         event_name=f"ObjectCreated:{detail.get('reason', '')}",
     )
+
+
+def _mapping(value: Any, what: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise EventShapeError(f"{what} is not an object")
+    return value
+
+
+def _text(value: Any, what: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise EventShapeError(f"{what} is missing or not a string")
+    return value

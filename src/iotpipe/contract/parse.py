@@ -12,22 +12,29 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from iotpipe.contract.limits import check_engine_limits
 from iotpipe.contract.schema import (
     DEFAULT_DEVICE_ID_LENGTH,
+    DEFAULT_MAX_RECORD_BYTES,
     DEFAULT_MISSING_VALUES,
     DEVICE_ID,
+    EARLIEST_ALLOWED,
     FIELD_TYPES,
     IDENTIFIER,
     MAX_DEVICE_ID_LENGTH,
     MAX_IDENTIFIER,
+    MAX_RECORD_BYTES_CAP,
     RESERVED,
+    RESERVED_PREFIX,
     TIMESTAMP_PARTS,
+    Ambiguous,
     DataContract,
     Dialect,
     Encoding,
     Field,
     FieldType,
     OnInvalid,
+    Quality,
     TimestampSpec,
     slug,
 )
@@ -113,6 +120,7 @@ _TOP_KEYS = {
     "device_id",
     "timestamp",
     "fields",
+    "quality",
 }
 
 
@@ -132,6 +140,9 @@ def contract_from_dict(doc: Mapping[str, Any]) -> DataContract:
     _no_unknown_keys(doc, _TOP_KEYS, "")
     name = _identifier(_required(doc, "name", ""), "name")
     table = _identifier(doc.get("table", name), "table")
+    if table.startswith(RESERVED_PREFIX):
+        where = "table" if "table" in doc else "name"
+        raise ContractError(where, f"{table!r}: tables named {RESERVED_PREFIX}* are iotpipe's own")
     missing = _missing_values(
         doc.get("missingValues", list(DEFAULT_MISSING_VALUES)), "missingValues"
     )
@@ -151,11 +162,25 @@ def contract_from_dict(doc: Mapping[str, Any]) -> DataContract:
         dialect=dialect,
         missing_values=missing,
         description=str(doc.get("description", doc.get("title", ""))),
+        quality=_quality(doc.get("quality", {})),
     )
     _check_columns(contract)
     if dialect.columns is not None:
         _check_headerless(contract, dialect.columns)
+    check_engine_limits(contract)
     return contract
+
+
+_QUALITY_KEYS = {"max_rejected_ratio"}
+
+
+def _quality(raw: Any) -> Quality:
+    doc = _mapping(raw, "quality")
+    _no_unknown_keys(doc, _QUALITY_KEYS, "quality")
+    ratio = doc.get("max_rejected_ratio", 1.0)
+    if isinstance(ratio, bool) or not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+        raise ContractError("quality.max_rejected_ratio", "must be a number from 0 to 1")
+    return Quality(max_rejected_ratio=float(ratio))
 
 
 def _check_columns(contract: DataContract) -> None:
@@ -184,7 +209,15 @@ def _check_headerless(contract: DataContract, columns: tuple[str, ...]) -> None:
             )
 
 
-_DIALECT_KEYS = {"delimiter", "quotechar", "decimal", "header", "columns", "encoding"}
+_DIALECT_KEYS = {
+    "delimiter",
+    "quotechar",
+    "decimal",
+    "header",
+    "columns",
+    "encoding",
+    "max_record_bytes",
+}
 
 
 def _dialect(raw: Any) -> Dialect:
@@ -203,30 +236,42 @@ def _dialect(raw: Any) -> Dialect:
         raise ContractError("dialect.decimal", "must be '.' or ','")
     if decimal == "," and delimiter == ",":
         raise ContractError("dialect.decimal", "a decimal comma needs another delimiter")
-    header = doc.get("header", True)
-    if not isinstance(header, bool):
-        raise ContractError("dialect.header", "must be true or false")
-    columns = doc.get("columns")
-    if columns is not None:
-        if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-            raise ContractError("dialect.columns", "must be a list of column names")
-        if header:
-            raise ContractError("dialect.columns", "only for headerless files (header: false)")
-    elif not header:
-        raise ContractError("dialect.columns", "a headerless file needs its column list")
+    header, columns = _header_and_columns(doc)
     encoding = doc.get("encoding", "utf-8")
     try:
         "".encode(str(encoding))
     except LookupError as exc:
         raise ContractError("dialect.encoding", f"unknown encoding {encoding!r}") from exc
+    max_record_bytes = _positive_int(
+        doc.get("max_record_bytes", DEFAULT_MAX_RECORD_BYTES), "dialect.max_record_bytes"
+    )
+    if max_record_bytes > MAX_RECORD_BYTES_CAP:
+        raise ContractError("dialect.max_record_bytes", f"must be at most {MAX_RECORD_BYTES_CAP}")
     return Dialect(
         delimiter=delimiter,
         quotechar=quotechar,
         decimal=decimal,
         header=header,
-        columns=tuple(columns) if columns is not None else None,
+        columns=columns,
         encoding=str(encoding),
+        max_record_bytes=max_record_bytes,
     )
+
+
+def _header_and_columns(doc: Mapping[str, Any]) -> tuple[bool, tuple[str, ...] | None]:
+    header = doc.get("header", True)
+    if not isinstance(header, bool):
+        raise ContractError("dialect.header", "must be true or false")
+    columns = doc.get("columns")
+    if columns is None:
+        if not header:
+            raise ContractError("dialect.columns", "a headerless file needs its column list")
+        return header, None
+    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
+        raise ContractError("dialect.columns", "must be a list of column names")
+    if header:
+        raise ContractError("dialect.columns", "only for headerless files (header: false)")
+    return header, tuple(columns)
 
 
 _DEVICE_KEYS = {"source", "maxLength", "description"}
@@ -252,7 +297,16 @@ def _device_id(raw: Any, missing: frozenset[str]) -> Field:
     )
 
 
-_TIMESTAMP_KEYS = {"source", "timezone", "earliest", "max_future", "description", *TIMESTAMP_PARTS}
+_TIMESTAMP_KEYS = {
+    "source",
+    "timezone",
+    "earliest",
+    "max_future",
+    "ambiguous",
+    "description",
+    *TIMESTAMP_PARTS,
+}
+_AMBIGUOUS = ("earliest", "latest", "reject")
 
 
 def _timestamp(raw: Any) -> TimestampSpec:
@@ -283,12 +337,18 @@ def _timestamp(raw: Any) -> TimestampSpec:
             raise ContractError("timestamp.earliest", "must be a date (YYYY-MM-DD)") from exc
     if not isinstance(earliest, dt.date):
         raise ContractError("timestamp.earliest", "must be a date (YYYY-MM-DD)")
+    if earliest < EARLIEST_ALLOWED:  # MySQL's DATETIME starts at year 1000
+        raise ContractError("timestamp.earliest", f"must be {EARLIEST_ALLOWED} or later")
     max_future = _duration(doc.get("max_future", "1d"), "timestamp.max_future")
+    ambiguous = doc.get("ambiguous", "earliest")
+    if ambiguous not in _AMBIGUOUS:
+        raise ContractError("timestamp.ambiguous", f"must be one of {', '.join(_AMBIGUOUS)}")
     return TimestampSpec(
         parts=parts,
         timezone=tz,
         earliest=dt.datetime(earliest.year, earliest.month, earliest.day),
         max_future=max_future,
+        ambiguous=cast(Ambiguous, ambiguous),
     )
 
 

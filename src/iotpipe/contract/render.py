@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from iotpipe.contract.schema import DataContract, Field
+from iotpipe.contract.schema import DEFAULT_MAX_RECORD_BYTES, DataContract, Field, Quality
 
 
 def contract_to_dict(contract: DataContract) -> dict[str, Any]:
@@ -34,6 +34,8 @@ def contract_to_dict(contract: DataContract) -> dict[str, Any]:
     }
     if dialect.columns is not None:
         doc["dialect"]["columns"] = list(dialect.columns)
+    if dialect.max_record_bytes != DEFAULT_MAX_RECORD_BYTES:
+        doc["dialect"]["max_record_bytes"] = dialect.max_record_bytes
     doc["device_id"] = {
         "source": _one_or_list(contract.device_id.sources),
         "maxLength": contract.device_id.max_length,
@@ -45,8 +47,12 @@ def contract_to_dict(contract: DataContract) -> dict[str, Any]:
     ts_doc["timezone"] = ts.timezone
     ts_doc["earliest"] = ts.earliest.date().isoformat()
     ts_doc["max_future"] = f"{int(ts.max_future.total_seconds())}s"
+    if ts.ambiguous != "earliest":
+        ts_doc["ambiguous"] = ts.ambiguous
     doc["timestamp"] = ts_doc
     doc["fields"] = [_field_to_dict(f, contract.missing_values) for f in contract.fields]
+    if contract.quality != Quality():
+        doc["quality"] = {"max_rejected_ratio": contract.quality.max_rejected_ratio}
     return doc
 
 

@@ -23,6 +23,7 @@ from typing import Literal
 FieldType = Literal["string", "number", "integer", "boolean", "datetime", "category"]
 OnInvalid = Literal["null", "reject"]
 Encoding = Literal["code", "onehot+code"]
+Ambiguous = Literal["earliest", "latest", "reject"]
 
 FIELD_TYPES: tuple[FieldType, ...] = (
     "string",
@@ -35,8 +36,13 @@ FIELD_TYPES: tuple[FieldType, ...] = (
 DEFAULT_MISSING_VALUES: tuple[str, ...] = ("", "NA", "N/A", "null", "None", "nan", "-", "?")
 TIMESTAMP_PARTS = ("date", "time", "year", "month", "day", "hour", "minute", "second")
 
-IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# \A and \Z: "$" would also match before a trailing newline.
+IDENTIFIER = re.compile(r"\A[a-z][a-z0-9_]{0,63}\Z")
 MAX_IDENTIFIER = 64
+EARLIEST_ALLOWED = dt.date(1000, 1, 1)  # the earliest instant both engines store
+RESERVED_PREFIX = "iotpipe_"  # iotpipe's own tables; no dataset table may take such a name
+DEFAULT_MAX_RECORD_BYTES = 1 << 20
+MAX_RECORD_BYTES_CAP = 64 << 20
 DEVICE_ID = "device_id"
 DEFAULT_DEVICE_ID_LENGTH = 128
 # The key (device_id, ts) must fit MySQL's 3,072-byte index limit at 4 bytes a character.
@@ -110,6 +116,7 @@ class TimestampSpec:
     timezone: str = "UTC"
     earliest: dt.datetime = dt.datetime(2000, 1, 1)
     max_future: dt.timedelta = dt.timedelta(days=1)
+    ambiguous: Ambiguous = "earliest"  # a repeated local hour (clocks going back)
 
     @property
     def is_single(self) -> bool:
@@ -127,6 +134,14 @@ class Dialect:
     header: bool = True
     columns: tuple[str, ...] | None = None
     encoding: str = "utf-8"
+    max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES  # a longer record is rejected
+
+
+@dataclass(frozen=True)
+class Quality:
+    """When a file fails as a whole (beyond "no valid row", which always fails it)."""
+
+    max_rejected_ratio: float = 1.0  # rejected rows / rows read above this fails the file
 
 
 @dataclass(frozen=True)
@@ -150,6 +165,7 @@ class DataContract:
     dialect: Dialect = field(default_factory=Dialect)
     missing_values: frozenset[str] = frozenset(v.casefold() for v in DEFAULT_MISSING_VALUES)
     description: str = ""
+    quality: Quality = field(default_factory=Quality)
 
     @property
     def slots(self) -> list[Slot]:

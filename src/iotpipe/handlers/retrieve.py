@@ -22,8 +22,10 @@ JSON_HEADERS = {"content-type": "application/json", "cache-control": "no-store"}
 
 
 @logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: Any, context: Any) -> dict[str, Any]:
     """Answer a readings query."""
+    if not isinstance(event, dict):
+        raise InvalidQueryError("event", "must be a JSON object")
     http = "requestContext" in event and ("routeKey" in event or "httpMethod" in event)
     params = _http_params(event) if http else _direct_params(event)
     if not http:
@@ -47,9 +49,7 @@ def _answer(params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _direct_params(event: dict[str, Any]) -> dict[str, Any]:
-    date_range = event.get("date_range")
-    if not isinstance(date_range, dict):
-        date_range = {}
+    date_range = _object(event.get("date_range"))
     return {
         "device_id": event.get("device_id"),
         "start": date_range.get("start", event.get("start")),
@@ -59,12 +59,17 @@ def _direct_params(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _http_params(event: dict[str, Any]) -> dict[str, Any]:
-    query = event.get("queryStringParameters") or {}
-    path = event.get("pathParameters") or {}
+    query = _object(event.get("queryStringParameters"))
+    path = _object(event.get("pathParameters"))
     return {
         "device_id": path.get("device_id"),
         **{k: query.get(k) for k in ("start", "end", "limit", "cursor", "dataset")},
     }
+
+
+def _object(value: Any) -> dict[str, Any]:
+    """Return a mapping of the event, or an empty one (its parameters are then missing)."""
+    return value if isinstance(value, dict) else {}
 
 
 def _response(status: int, body: dict[str, Any]) -> dict[str, Any]:

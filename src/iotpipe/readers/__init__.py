@@ -17,11 +17,13 @@ from typing import IO
 
 from iotpipe.contract import DataContract
 from iotpipe.errors import SourceFormatError
+from iotpipe.model import RejectedRow
 from iotpipe.readers.batch import (
     DEFAULT_BATCH_BYTES,
     DEFAULT_BATCH_ROWS,
     MALFORMED_JSON,
     MALFORMED_ROW,
+    RECORD_TOO_LARGE,
     Format,
     ReaderState,
     RecordBatch,
@@ -35,8 +37,10 @@ from iotpipe.readers.streams import (
     READ_ERRORS,
     SNIFF_BYTES,
     UTF8_BOM,
+    LineLimit,
     decompressed,
     text_stream,
+    utf8_text,
 )
 
 __all__ = [
@@ -90,20 +94,31 @@ def open_records(
     SourceFormatError
         If the stream is empty, unreadable, or lacks a required column.
     """
+    dialect = contract.dialect
+    fmt: Format
     try:
         buffered, compressed = decompressed(stream)
-        head = buffered.peek(SNIFF_BYTES)
+        if buffered.peek(len(PARQUET_MAGIC)).startswith(PARQUET_MAGIC):
+            text, fmt = buffered, "parquet"
+        else:
+            text = utf8_text(buffered, dialect.encoding)
+            fmt = detect_format(text.peek(SNIFF_BYTES))
     except READ_ERRORS as exc:
         raise SourceFormatError(f"cannot read the source: {exc}") from exc
-    fmt = detect_format(head)
     state = ReaderState()
     batches: Iterator[RecordBatch]
     if fmt == "parquet":
         batches = parquet_batches(buffered, contract, batch_rows, state)
-    elif fmt == "ndjson":
-        batches = ndjson_batches(buffered, contract, batch_rows, batch_bytes, state)
     else:
-        batches = csv_batches(buffered, contract, batch_rows, batch_bytes, state, fast=fast_csv)
+        header = fmt == "csv" and dialect.header
+        lines = LineLimit(text, dialect.max_record_bytes, header=header)
+        if fmt == "ndjson":
+            batches = ndjson_batches(lines.stream(), contract, batch_rows, batch_bytes, state)
+        else:
+            batches = csv_batches(
+                lines.stream(), contract, batch_rows, batch_bytes, state, fast=fast_csv
+            )
+        batches = _with_long_lines(batches, lines)
     batches = _guarded(batches)
     # Prime the generator so header problems (missing columns) surface here, not mid-loop.
     first = next(batches, None)
@@ -139,6 +154,35 @@ def detect_format(head: bytes) -> Format:
     if b"\x00" in head[:4096]:
         raise SourceFormatError("the source looks binary: not CSV, NDJSON or Parquet")
     return "csv"
+
+
+def _with_long_lines(batches: Iterator[RecordBatch], lines: LineLimit) -> Iterator[RecordBatch]:
+    """Add a ``record_too_large`` reject for each line the `LineLimit` cut out."""
+    taken = 0
+
+    def cut(upto: int | None) -> list[RejectedRow]:
+        nonlocal taken
+        rows = []
+        while taken < len(lines.long_lines) and (
+            upto is None or lines.long_lines[taken].line <= upto
+        ):
+            long_line = lines.long_lines[taken]
+            taken += 1
+            detail = (
+                f"the line is {long_line.size:,} bytes, over dialect.max_record_bytes "
+                f"({lines.limit:,}); its first bytes are kept"
+            )
+            head = long_line.head.decode(errors="replace")
+            rows.append(RejectedRow(long_line.line, RECORD_TOO_LARGE, detail, head))
+        return rows
+
+    for batch in batches:
+        last = max([*batch.lines[-1:], *(r.line for r in batch.rejected)], default=0)
+        batch.rejected.extend(cut(last))
+        yield batch
+    rest = cut(None)
+    if rest:
+        yield RecordBatch([], {}, [], rest)
 
 
 def _guarded(batches: Iterator[RecordBatch]) -> Iterator[RecordBatch]:

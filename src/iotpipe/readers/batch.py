@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -9,6 +10,7 @@ from typing import Any, Literal
 import polars as pl
 
 from iotpipe.contract import Slot
+from iotpipe.errors import MissingColumnError, SourceFormatError
 from iotpipe.model import RejectedRow
 
 Format = Literal["csv", "ndjson", "parquet"]
@@ -17,6 +19,8 @@ DEFAULT_BATCH_ROWS = 50_000
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 MALFORMED_ROW = "malformed_row"
 MALFORMED_JSON = "malformed_json"
+RECORD_TOO_LARGE = "record_too_large"
+_NTH = re.compile(r"\A(.+)#(\d+)\Z")  # "name#2": the second column called "name"
 
 
 @dataclass
@@ -35,6 +39,9 @@ class RecordBatch:
         Records the reader itself could not parse (malformed rows / JSON).
     render
         Turns one of ``records`` into text (None: it already is text).
+    nested
+        Slot name -> whether each value was an array or object (JSON, Parquet lists and
+        structs), for the slots that had any: such a value arrives as compact JSON text.
     """
 
     lines: list[int]
@@ -42,6 +49,7 @@ class RecordBatch:
     records: Sequence[object] | pl.Series
     rejected: list[RejectedRow] = field(default_factory=list)
     render: Any = None
+    nested: Mapping[str, Sequence[bool]] = field(default_factory=dict)
 
     @property
     def rows_read(self) -> int:
@@ -66,6 +74,7 @@ class ReaderState:
 
     unknown: set[str] = field(default_factory=set)
     absent: set[str] = field(default_factory=set)
+    columns: list[str] = field(default_factory=list)  # the source's, in order
 
 
 class RecordReader:
@@ -92,37 +101,76 @@ class RecordReader:
         return sorted(self._state.unknown)
 
     @property
+    def columns(self) -> list[str]:
+        """The source's column names (CSV header, Parquet schema, JSON keys seen first)."""
+        return list(self._state.columns)
+
+    @property
     def absent_columns(self) -> list[str]:
         """Optional contract slots the source does not have (their values are all null)."""
         return sorted(self._state.absent)
 
 
-def resolve_slots(
-    slots: Iterable[Slot], available: Mapping[str, int]
-) -> tuple[dict[str, int], list[str]]:
-    """Map each slot to the index of its first matching source column.
+def resolve_slots(slots: Iterable[Slot], names: Sequence[str]) -> dict[str, int]:
+    """Map each slot to the index of the source column it reads.
+
+    A source matches a column name case-insensitively after trimming; the first source of a
+    slot that matches wins. ``name#N`` picks the N-th column called ``name``, where a file
+    repeats a name.
 
     Parameters
     ----------
     slots
         The contract's slots.
-    available
-        Case-folded, trimmed source column name -> index.
+    names
+        The source's column names, in order.
 
     Returns
     -------
-    tuple
-        Slot -> column index, and the required slots that matched nothing (described).
+    dict
+        Slot -> column index, for the slots found.
+
+    Raises
+    ------
+    MissingColumnError
+        A required slot matches no column.
+    SourceFormatError
+        A slot's column name appears more than once and the contract does not say which.
     """
+    positions: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        positions.setdefault(name.strip().casefold(), []).append(i)
     resolved: dict[str, int] = {}
     missing: list[str] = []
     for slot in slots:
         for source in slot.sources:
-            index = available.get(source.strip().casefold())
+            index = _position(source, positions)
             if index is not None:
                 resolved[slot.name] = index
                 break
         else:
             if slot.required:
                 missing.append(f"{slot.name} ({' | '.join(slot.sources)})")
-    return resolved, missing
+    if missing:
+        raise MissingColumnError(missing, [n.strip() for n in names])
+    return resolved
+
+
+def _position(source: str, positions: Mapping[str, list[int]]) -> int | None:
+    key = source.strip().casefold()
+    found = positions.get(key)
+    if found is not None:
+        if len(found) > 1:
+            where = " and ".join(str(i + 1) for i in found)
+            choices = " or ".join(f"'{source.strip()}#{n}'" for n in range(1, len(found) + 1))
+            raise SourceFormatError(
+                f"column {key!r} appears {len(found)} times (columns {where}); "
+                f"say which one in the contract's source: {choices}"
+            )
+        return found[0]
+    match = _NTH.match(key)
+    if match is None:
+        return None
+    found = positions.get(match.group(1).strip())
+    n = int(match.group(2))
+    return found[n - 1] if found is not None and 1 <= n <= len(found) else None

@@ -1,8 +1,9 @@
 """CSV (any single-character delimiter): the header, the delimiter sniffer, and two parsers.
 
-Chunks of simple records go through Polars (`iotpipe.readers.fastcsv`); anything else (odd
-quoting, multi-line records, bare CRs, multi-byte encodings) through the csv module. Both give
-the same values, line numbers and rejects; the tests compare them.
+The source is UTF-8 by now (`iotpipe.readers.streams.utf8_text`). Chunks of simple records go
+through Polars (`iotpipe.readers.fastcsv`); anything else (odd quoting, multi-line records,
+bare CRs, multi-byte delimiters) through the csv module. Both give the same values, line
+numbers and rejects; the tests compare them.
 """
 
 from __future__ import annotations
@@ -14,17 +15,11 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from iotpipe.contract import DataContract
-from iotpipe.errors import MissingColumnError, SourceFormatError
+from iotpipe.errors import SourceFormatError
 from iotpipe.model import RejectedRow
 from iotpipe.readers.batch import MALFORMED_ROW, ReaderState, RecordBatch, resolve_slots
-from iotpipe.readers.fastcsv import ParsedChunk, ascii_compatible, parse_chunk, record_chunks
-from iotpipe.readers.streams import (
-    SNIFF_BYTES,
-    UTF8_BOM,
-    chained,
-    python_encoding,
-    text_stream,
-)
+from iotpipe.readers.fastcsv import ParsedChunk, parse_chunk, record_chunks
+from iotpipe.readers.streams import SNIFF_BYTES, UTF8_BOM, chained, text_stream
 
 SNIFF_DELIMITERS = ",;\t|"
 SNIFF_LINES = 50
@@ -32,7 +27,6 @@ SNIFF_LINES = 50
 
 @dataclass(frozen=True)
 class _CsvLayout:
-    encoding: str
     delimiter: str
     quotechar: str
     width: int
@@ -51,30 +45,21 @@ def csv_batches(
     """Yield the batches of a CSV source (see `iotpipe.readers.open_records`)."""
     dialect = contract.dialect
     # The head, read to a line end, is enough to sniff the delimiter and find the header.
-    head = buffered.read(SNIFF_BYTES) + buffered.readline()
-    encoding = python_encoding(dialect.encoding)
-    if encoding == "utf-8-sig":
-        head, encoding = head.removeprefix(UTF8_BOM), "utf-8"
-    head_text = head.decode(encoding, errors="replace")
+    head = (buffered.read(SNIFF_BYTES) + buffered.readline()).removeprefix(UTF8_BOM)
+    head_text = head.decode("utf-8", errors="replace")
     delimiter = dialect.delimiter or sniff_delimiter(head_text)
     if dialect.header:
         header, header_lines = _header_of(head_text, delimiter, dialect.quotechar)
     else:
         header, header_lines = list(dialect.columns or ()), 0
     resolved = _resolve_header(contract, header, state)
-    eligible = (
-        fast
-        and ascii_compatible(encoding)
-        and len(delimiter.encode(encoding)) == 1
-        and len(dialect.quotechar.encode(encoding)) == 1
-        and (b"\n" in head or len(head) < SNIFF_BYTES)  # CR-only files: the csv module
-    )
-    layout = _CsvLayout(encoding, delimiter, dialect.quotechar, len(header), resolved)
+    eligible = fast and len(delimiter.encode()) == 1 and len(dialect.quotechar.encode()) == 1
+    layout = _CsvLayout(delimiter, dialect.quotechar, len(header), resolved)
     data = _after_lines(head, header_lines)
     if eligible:
         yield from _fast_batches(layout, data, buffered, header_lines + 1, batch_rows)
         return
-    text = text_stream(chained(data, buffered), encoding)
+    text = text_stream(chained(data, buffered))
     yield from _python_batches(layout, text, header_lines, batch_rows, batch_bytes)
 
 
@@ -137,12 +122,8 @@ def _after_lines(head: bytes, lines: int) -> bytes:
 def _resolve_header(
     contract: DataContract, header: list[str], state: ReaderState
 ) -> dict[str, int]:
-    available: dict[str, int] = {}
-    for i, name in enumerate(header):
-        available.setdefault(name.strip().casefold(), i)
-    resolved, missing = resolve_slots(contract.slots, available)
-    if missing:
-        raise MissingColumnError(missing, [h.strip() for h in header])
+    resolved = resolve_slots(contract.slots, header)
+    state.columns.extend(h.strip() for h in header)
     used = set(resolved.values())
     state.unknown.update(h.strip() for i, h in enumerate(header) if i not in used)
     state.absent.update(s.name for s in contract.slots if s.name not in resolved)
@@ -153,17 +134,16 @@ def _fast_batches(
     layout: _CsvLayout, data: bytes, buffered: io.BufferedReader, first_line: int, batch_rows: int
 ) -> Iterator[RecordBatch]:
     line = first_line
-    for chunk in record_chunks(data, buffered, layout.quotechar.encode(layout.encoding)):
+    for chunk in record_chunks(data, buffered, layout.quotechar.encode()):
         parsed = parse_chunk(
             chunk,
             line,
-            encoding=layout.encoding,
             delimiter=layout.delimiter,
             quotechar=layout.quotechar,
             width=layout.width,
         )
         if parsed is None:  # not simple enough for Polars: the csv module, same results
-            text = io.StringIO(chunk.decode(layout.encoding, errors="replace"), newline="")
+            text = io.StringIO(chunk.decode(errors="replace"), newline="")
             yield from _python_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
         else:
             yield from _frame_batches(parsed, layout, batch_rows)

@@ -34,14 +34,6 @@ class ParsedChunk:
     ragged: list[tuple[int, list[str], str]]  # (line, fields, raw line)
 
 
-def ascii_compatible(encoding: str) -> bool:
-    """Tell whether newline, quote and ASCII delimiters are single bytes in ``encoding``."""
-    try:
-        return "\n,;\t|\"'".encode(encoding) == b"\n,;\t|\"'" and len("\n".encode(encoding)) == 1
-    except (LookupError, UnicodeError):
-        return False
-
-
 def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Iterator[bytes]:
     """Yield consecutive pieces of ``head`` + ``stream`` that end at record boundaries.
 
@@ -105,7 +97,6 @@ def parse_chunk(
     chunk: bytes,
     first_line: int,
     *,
-    encoding: str,
     delimiter: str,
     quotechar: str,
     width: int,
@@ -118,8 +109,6 @@ def parse_chunk(
         Bytes that start and end at record boundaries.
     first_line
         The line number of the chunk's first line.
-    encoding
-        The source encoding (ASCII-compatible).
     delimiter, quotechar
         The dialect (single ASCII characters).
     width
@@ -134,7 +123,7 @@ def parse_chunk(
     has_cr = b"\r" in chunk
     if has_cr and chunk.count(b"\r") != chunk.count(b"\r\n"):
         return None  # the csv module treats a bare CR as a line end
-    text = chunk.decode(encoding, errors="replace")
+    text = chunk.decode(errors="replace")
     if text.endswith("\n"):
         text = text[:-1]
     lines = (

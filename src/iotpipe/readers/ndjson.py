@@ -13,6 +13,8 @@ from iotpipe.model import RejectedRow
 from iotpipe.readers.batch import MALFORMED_JSON, ReaderState, RecordBatch
 from iotpipe.readers.streams import text_stream
 
+TEXT_SAMPLE = 1000  # a record too deep to read is kept this long in the rejects file
+
 
 def ndjson_batches(
     buffered: io.BufferedReader,
@@ -26,32 +28,32 @@ def ndjson_batches(
     paths = [[tuple(source.split(".")) for source in slot.sources] for slot in slots]
     roots = {source.split(".")[0] for slot in slots for source in slot.sources}
     seen = {slot.name: False for slot in slots}
+    known: set[str] = set()  # top-level keys listed in state.columns
     values: list[list[str | None]] = [[] for _ in slots]
+    nested: list[list[bool]] = [[] for _ in slots]
     lines: list[str] = []
     starts: list[int] = []
     rejected: list[RejectedRow] = []
     nbytes = 0
     first_batch = True
-    for line_no, line in enumerate(text_stream(buffered, contract.dialect.encoding), start=1):
+    for line_no, line in enumerate(text_stream(buffered), start=1):
         stripped = line.strip()
         if not stripped:
             continue
-        try:
-            record = json.loads(stripped)
-        except ValueError as exc:
-            rejected.append(RejectedRow(line_no, MALFORMED_JSON, f"invalid JSON: {exc}", stripped))
-            continue
-        if not isinstance(record, dict):
-            detail = f"a JSON {type(record).__name__}, not an object"
-            rejected.append(RejectedRow(line_no, MALFORMED_JSON, detail, stripped))
+        record = _object(line_no, stripped)
+        if isinstance(record, RejectedRow):
+            rejected.append(record)
             continue
         if first_batch:
             state.unknown.update(k for k in record if k not in roots)
+            state.columns.extend(k for k in record if k not in known)
+            known.update(record)
         for i, slot_paths in enumerate(paths):
             value = _lookup(record, slot_paths)
             if value is not None:
                 seen[slots[i].name] = True
-            values[i].append(value)
+            values[i].append(None if value is None else scalar_text(value))
+            nested[i].append(isinstance(value, dict | list))
         lines.append(stripped)
         starts.append(line_no)
         nbytes += len(stripped)
@@ -59,13 +61,29 @@ def ndjson_batches(
             if first_batch:
                 _check_seen(slots, seen, state)
                 first_batch = False
-            yield _batch(slots, values, starts, lines, rejected)
-            values = [[] for _ in slots]
+            yield _batch(slots, values, nested, starts, lines, rejected)
+            values, nested = [[] for _ in slots], [[] for _ in slots]
             lines, starts, rejected, nbytes = [], [], [], 0
     if first_batch:
         _check_seen(slots, seen, state, any_records=bool(lines))
     if lines or rejected:
-        yield _batch(slots, values, starts, lines, rejected)
+        yield _batch(slots, values, nested, starts, lines, rejected)
+
+
+def _object(line_no: int, text: str) -> dict[str, Any] | RejectedRow:
+    """Parse one line: a JSON object, or the reason it is not one."""
+    try:
+        record = json.loads(text)
+    except ValueError as exc:
+        return RejectedRow(line_no, MALFORMED_JSON, f"invalid JSON: {exc}", text)
+    except RecursionError:
+        detail = "invalid JSON: nested too deeply to read"
+        return RejectedRow(line_no, MALFORMED_JSON, detail, text[:TEXT_SAMPLE])
+    if not isinstance(record, dict):
+        return RejectedRow(
+            line_no, MALFORMED_JSON, f"a JSON {type(record).__name__}, not an object", text
+        )
+    return record
 
 
 def scalar_text(value: Any) -> str:
@@ -88,7 +106,7 @@ def scalar_text(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)
     if isinstance(value, dict | list):
-        return json.dumps(value, separators=(",", ":"))
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
     return str(value)
 
 
@@ -107,18 +125,21 @@ def _check_seen(
     state.absent.update(s.name for s in slots if not seen[s.name])
 
 
-def _batch(
+def _batch(  # noqa: PLR0917 (private; the batch's parts)
     slots: list[Slot],
     values: list[list[str | None]],
+    nested: list[list[bool]],
     starts: list[int],
     lines: list[str],
     rejected: list[RejectedRow],
 ) -> RecordBatch:
     columns: dict[str, Sequence[str | None]] = {s.name: values[i] for i, s in enumerate(slots)}
-    return RecordBatch(starts, columns, lines, rejected)
+    marks = {s.name: nested[i] for i, s in enumerate(slots) if any(nested[i])}
+    return RecordBatch(starts, columns, lines, rejected, nested=marks)
 
 
-def _lookup(record: dict[str, Any], paths: list[tuple[str, ...]]) -> str | None:
+def _lookup(record: dict[str, Any], paths: list[tuple[str, ...]]) -> Any:
+    """Return the first value found at one of the paths (None when there is none)."""
     for path in paths:
         node: Any = record
         for key in path:
@@ -129,5 +150,5 @@ def _lookup(record: dict[str, Any], paths: list[tuple[str, ...]]) -> str | None:
             if node is None:
                 break
         if node is not None:
-            return scalar_text(node)
+            return node
     return None

@@ -6,13 +6,13 @@ import io
 import json
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 
 from iotpipe.contract import DataContract
-from iotpipe.errors import MissingColumnError, SourceFormatError
+from iotpipe.errors import SourceFormatError
 from iotpipe.readers.batch import ReaderState, RecordBatch, resolve_slots
 
 SPOOL_CHUNK = 1024 * 1024
@@ -34,34 +34,42 @@ def parquet_batches(
         except Exception as exc:  # polars raises several error types for a bad file
             raise SourceFormatError(f"unreadable Parquet file: {exc}") from exc
         names = list(schema)
-        available = {n.strip().casefold(): i for i, n in enumerate(names)}
-        resolved, missing = resolve_slots(contract.slots, available)
-        if missing:
-            raise MissingColumnError(missing, names)
+        resolved = resolve_slots(contract.slots, names)
+        state.columns.extend(names)
         state.unknown.update(n for i, n in enumerate(names) if i not in set(resolved.values()))
         state.absent.update(s.name for s in contract.slots if s.name not in resolved)
+        used = sorted(set(resolved.values()))  # each source column once (two slots may share)
         frame = pl.scan_parquet(spool.name).select(
-            [
-                _as_text(pl.col(names[i]), schema[names[i]]).alias(slot)
-                for slot, i in resolved.items()
-            ]
+            [_as_text(pl.col(names[i]), schema[names[i]]).alias(names[i]) for i in used]
         )
-        originals = {slot: names[i] for slot, i in resolved.items()}
         offset = 0
         while True:
             chunk = frame.slice(offset, batch_rows).collect()
             if chunk.height == 0:
                 break
             lines = list(range(offset + 1, offset + chunk.height + 1))
-            columns: dict[str, Sequence[str | None]] = {
-                name: chunk.get_column(name).to_list() for name in chunk.columns
-            }
-            records = chunk.rename(originals).to_dicts()
-            yield RecordBatch(lines, columns, records, [], _json_record)
+            texts: dict[int, list[str | None]] = {}
+            marks: dict[int, list[bool]] = {}
+            for i in used:
+                values = chunk.get_column(names[i]).to_list()
+                if schema[names[i]].is_nested():  # lists, structs: one value each, as JSON
+                    marks[i] = [v is not None for v in values]
+                    values = [None if v is None else _compact_json(v) for v in values]
+                texts[i] = values
+            yield RecordBatch(
+                lines,
+                {slot: texts[i] for slot, i in resolved.items()},
+                chunk.to_dicts(),
+                [],
+                _json_record,
+                {slot: marks[i] for slot, i in resolved.items() if i in marks},
+            )
             offset += chunk.height
 
 
 def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
+    if dtype.is_nested():
+        return expr  # rendered per value in Python (rare, and Polars cannot cast it to text)
     if isinstance(dtype, pl.Datetime):
         if dtype.time_zone is not None:
             return expr.dt.convert_time_zone("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S%.fZ")
@@ -73,3 +81,7 @@ def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
 
 def _json_record(record: object) -> str:
     return json.dumps(record, default=str, separators=(",", ":"))
+
+
+def _compact_json(value: object) -> str:
+    return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)

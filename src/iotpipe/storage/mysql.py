@@ -13,6 +13,7 @@ row lock per vocabulary, so concurrent loads never wait on each other's file tra
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 
+from iotpipe.contract import DEVICE_ID, TS
 from iotpipe.errors import StorageError, TransientStorageError
 from iotpipe.storage.database import Database
 from iotpipe.storage.dialect import SqlDialect, quote
@@ -39,6 +41,7 @@ LOCAL_INFILE_REFUSED = frozenset({1148, 2068, 3948, 4166})
 DUPLICATE_COLUMN = 1060
 NO_SUCH_TABLE = 1146
 TABLE_OPTIONS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+STAGE_PREFIX = "iotpipe_stage_"
 
 
 def _code(exc: BaseException) -> int | None:
@@ -168,8 +171,53 @@ def _ping(conn: Any) -> None:
     conn.ping(reconnect=False)
 
 
+class NamedLocks:
+    """Claim locks as MySQL named locks, held by the connection that loads.
+
+    The server releases a connection's named locks when the connection ends, so a worker
+    that dies (a killed process, a Lambda whose connection closed) leaves its object free.
+
+    Parameters
+    ----------
+    db
+        The database of the loads (its connection holds the locks).
+    """
+
+    PREFIX = "iotpipe."
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def acquire(self, cursor: Any, object_id: str) -> bool:
+        """Take the lock unless any connection (this one included) holds it."""
+        name = self._name(object_id)
+        cursor.execute("SELECT IS_USED_LOCK(%s)", (name,))
+        if cursor.fetchone()[0] is not None:
+            return False
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (name,))
+        return bool(cursor.fetchone()[0] == 1)
+
+    def release(self, object_id: str) -> None:
+        """Release the lock if this connection holds it."""
+        name = self._name(object_id)
+
+        def run(cursor: Any) -> None:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (name,))
+            cursor.fetchall()
+
+        self._db.run(run)
+
+    def _name(self, object_id: str) -> str:
+        return self.PREFIX + object_id[:48]  # lock names are at most 64 characters
+
+
 class LoadDataBulkPath:
-    """``LOAD DATA LOCAL INFILE ... REPLACE`` of each batch, or multi-row upserts once refused.
+    """``LOAD DATA LOCAL INFILE`` of each batch, or multi-row upserts once it is refused.
+
+    When the batch carries every column of the table (the usual case) it is loaded with
+    ``REPLACE`` straight into the table. Otherwise REPLACE would null the columns it does
+    not carry, so the batch goes to a temporary staging table first, and ``INSERT ... SELECT
+    ... ON DUPLICATE KEY UPDATE`` sets only its own columns.
 
     Parameters
     ----------
@@ -181,11 +229,14 @@ class LoadDataBulkPath:
         self.uses_local_infile: bool | None = None if enabled else False
         self._fallback = InsertBulkPath(MYSQL)
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
         """Load a batch inside the open transaction."""
         if self.uses_local_infile is not False:
             try:
-                self._load_data(cursor, table, rows)
+                if whole_rows:
+                    self._load_data(cursor, table, rows, "REPLACE")
+                else:
+                    self._staged(cursor, table, rows)
                 self.uses_local_infile = True
                 return
             except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
@@ -193,18 +244,34 @@ class LoadDataBulkPath:
                     raise
                 logger.warning("LOAD DATA LOCAL INFILE refused (%s); using multi-row INSERT", exc)
                 self.uses_local_infile = False
-        self._fallback.upsert(cursor, table, rows)
+        self._fallback.upsert(cursor, table, rows, whole_rows=whole_rows)
 
-    def _load_data(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+    def _load_data(self, cursor: Any, table: str, rows: pl.DataFrame, mode: str = "") -> None:
         names = ", ".join(quote(c) for c in rows.columns)
         with tempfile.NamedTemporaryFile(prefix="iotpipe-", suffix=".csv") as chunk:
             write_load_csv(rows, chunk.name)
             cursor.execute(
-                f"LOAD DATA LOCAL INFILE %s REPLACE INTO TABLE {quote(table)} "
+                f"LOAD DATA LOCAL INFILE %s {mode} INTO TABLE {quote(table)} "
                 "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
                 f"ESCAPED BY '' LINES TERMINATED BY '\\n' ({names})",
                 (chunk.name,),
             )
+
+    def _staged(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+        # A temporary table is the connection's own, and neither CREATE TEMPORARY TABLE nor
+        # DELETE ends the open transaction.
+        stage = STAGE_PREFIX + hashlib.sha256(table.encode()).hexdigest()[:16]
+        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage)} LIKE {quote(table)}")
+        cursor.execute(f"DELETE FROM {quote(stage)}")
+        self._load_data(cursor, stage, rows)
+        names = ", ".join(quote(c) for c in rows.columns)
+        updates = ", ".join(
+            f"{quote(c)} = VALUES({quote(c)})" for c in rows.columns if c not in (DEVICE_ID, TS)
+        )
+        cursor.execute(
+            f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(stage)} "
+            f"ON DUPLICATE KEY UPDATE {updates}"
+        )
 
 
 def write_load_csv(rows: pl.DataFrame, path: str) -> None:
@@ -247,8 +314,11 @@ class MySQLStore(SqlStore):
     def __init__(self, params: MySQLParams) -> None:
         self.params = params
         self.load_data = LoadDataBulkPath(params.local_infile)
+        main = Database(MYSQL, params.connect, _ping)
+        self.locks = NamedLocks(main)
         super().__init__(
-            Database(MYSQL, params.connect, _ping),
+            main,
+            self.locks,
             dictionary=Database(MYSQL, params.connect, _ping),
             bulk=self.load_data,
         )

@@ -15,6 +15,7 @@ from iotpipe.model import ReadingsQuery
 from iotpipe.stats import NumericStats
 from iotpipe.storage.database import Database
 from iotpipe.storage.dialect import SqlDialect, quote
+from iotpipe.times import STORABLE_FIRST, STORABLE_LAST
 
 if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
     import polars as pl
@@ -23,8 +24,13 @@ if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
 class BulkPath(Protocol):
     """How encoded rows reach a table inside an open transaction."""
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
-        """Upsert ``rows`` (columns in `DataContract.output_columns` order) on (device_id, ts)."""
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+        """Upsert ``rows`` on (device_id, ts), changing only the columns ``rows`` has.
+
+        ``whole_rows`` says the rows carry every column of the table, so a row may be
+        replaced whole (what a faster path may do); otherwise the table's other columns must
+        keep their values.
+        """
         ...
 
 
@@ -43,8 +49,8 @@ class InsertBulkPath:
         self._dialect = dialect
         self._time_format = time_format
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
-        """Upsert rows with the dialect's conflict clause."""
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+        """Upsert rows with the dialect's conflict clause (it sets only their columns)."""
         import polars as pl
 
         if self._time_format is not None:
@@ -70,6 +76,8 @@ class FileLoad:
         How batches are written.
     mark_loaded
         Writes the ledger's ``loaded`` (with the report) through the same cursor.
+    whole_rows
+        The contract carries every column of the table (see `BulkPath.upsert`).
     """
 
     def __init__(
@@ -78,17 +86,20 @@ class FileLoad:
         contract: DataContract,
         bulk: BulkPath,
         mark_loaded: Callable[[Mapping[str, Any]], None],
+        *,
+        whole_rows: bool,
     ) -> None:
         self.cursor = cursor
         self._contract = contract
         self._bulk = bulk
         self._mark_loaded = mark_loaded
+        self.whole_rows = whole_rows
         self.finished = False
 
     def upsert(self, rows: pl.DataFrame) -> int:
         """Upsert encoded rows; return how many were sent."""
         if rows.height:
-            self._bulk.upsert(self.cursor, self._contract.table, rows)
+            self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
         return rows.height
 
     def finish(self, report: Mapping[str, Any]) -> None:
@@ -214,7 +225,15 @@ class Readings:
         return out
 
     def _range(self, query: ReadingsQuery) -> tuple[str, tuple[Any, ...]]:
-        """Return the WHERE clause and parameters of the query's device and inclusive range."""
+        """Return the WHERE clause and parameters of the query's device and inclusive range.
+
+        Both engines must give the same answer: the device id is also matched with an escaped
+        LIKE, because MySQL's PAD SPACE collations make ``'d1 ' = 'd1'`` true; and the range
+        is clamped to what can be stored, so no engine compares times it cannot represent.
+        """
         to_db = self._db.dialect.to_db_time
-        where = f"{quote(DEVICE_ID)} = %s AND {quote(TS)} BETWEEN %s AND %s"
-        return where, (query.device_id, to_db(query.start), to_db(query.end))
+        device = quote(DEVICE_ID)
+        where = f"{device} = %s AND {device} LIKE %s ESCAPE '!' AND {quote(TS)} BETWEEN %s AND %s"
+        exact = query.device_id.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+        start, end = max(query.start, STORABLE_FIRST), min(query.end, STORABLE_LAST)
+        return where, (query.device_id, exact, to_db(start), to_db(end))

@@ -7,6 +7,8 @@ writers, and category codes are assigned inside that same transaction (one conne
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -51,7 +53,8 @@ SQLITE = SqlDialect(
     for_update="",  # BEGIN IMMEDIATE already holds the only write lock
     upsert=("ON CONFLICT (`device_id`, `ts`) DO UPDATE SET {updates}", "excluded.{column}"),
     columns_sql="SELECT name, NULL FROM pragma_table_info(%s)",
-    to_db_time=lambda value: value.strftime(TIME_FORMAT),
+    # isoformat pads the year to 4 digits (strftime's %Y does not, below 1000).
+    to_db_time=lambda value: value.isoformat(sep=" ", timespec="microseconds"),
     from_db_time=_from_db_time,
     is_transient=lambda exc: isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc),
     is_missing_table=lambda exc: (
@@ -79,6 +82,49 @@ def sqlite_path(url: str) -> Path:
     return Path(parts.path[1:] if parts.path.startswith("/") else parts.path)
 
 
+class FileLocks:
+    """Claim locks as ``flock`` locks on one small file per object, beside the database.
+
+    The OS releases a process's file locks when it dies, so a killed ``iotpipe ingest``
+    leaves its object free. Each lock is its own open file, so two stores in one process
+    (threads) exclude each other too.
+
+    Parameters
+    ----------
+    directory
+        Where the lock files live (created when first needed).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._held: dict[str, int] = {}
+
+    def acquire(self, cursor: Any, object_id: str) -> bool:
+        """Take the lock unless any process (this store included) holds it."""
+        if object_id in self._held:
+            return False
+        self._directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self._directory / f"{object_id}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._held[object_id] = fd
+        return True
+
+    def release(self, object_id: str) -> None:
+        """Unlock (closing the file releases the lock)."""
+        fd = self._held.pop(object_id, None)
+        if fd is not None:
+            os.close(fd)
+
+    def release_all(self) -> None:
+        """Unlock everything this store holds."""
+        for object_id in list(self._held):
+            self.release(object_id)
+
+
 class SQLiteStore(SqlStore):
     """`SqlStore` on a SQLite file (created when missing).
 
@@ -90,8 +136,10 @@ class SQLiteStore(SqlStore):
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.locks = FileLocks(path.with_name(f"{path.name}.locks"))
         super().__init__(
             Database(SQLITE, self._connect, retries=RETRIES),
+            self.locks,
             bulk=InsertBulkPath(SQLITE, FRAME_TIME_FORMAT),
         )
 
@@ -99,6 +147,11 @@ class SQLiteStore(SqlStore):
     def from_url(cls, url: str) -> SQLiteStore:
         """Build a store from a ``sqlite:///`` URL."""
         return cls(sqlite_path(url))
+
+    def close(self) -> None:
+        """Release the claim locks and the connection."""
+        self.locks.release_all()
+        super().close()
 
     def _connect(self) -> sqlite3.Connection:
         self.path.parent.mkdir(parents=True, exist_ok=True)

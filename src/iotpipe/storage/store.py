@@ -19,7 +19,7 @@ from iotpipe.stats import NumericStats
 from iotpipe.storage.categories import CategoryCodes, categories_ddl
 from iotpipe.storage.database import Database
 from iotpipe.storage.datasets import Datasets, datasets_ddl
-from iotpipe.storage.ledger import Ledger, ledger_ddl
+from iotpipe.storage.ledger import Ledger, ObjectLocks, ledger_ddl
 from iotpipe.storage.readings import BulkPath, FileLoad, InsertBulkPath, Readings
 
 
@@ -35,6 +35,8 @@ class SqlStore:
     ----------
     db
         The main connection: schema, ledger, loads and queries.
+    locks
+        The engine's liveness locks of claims (`iotpipe.storage.ledger.ObjectLocks`).
     dictionary
         Where category codes are assigned (default: ``db``).
     bulk
@@ -42,13 +44,17 @@ class SqlStore:
     """
 
     def __init__(
-        self, db: Database, dictionary: Database | None = None, bulk: BulkPath | None = None
+        self,
+        db: Database,
+        locks: ObjectLocks,
+        dictionary: Database | None = None,
+        bulk: BulkPath | None = None,
     ) -> None:
         dialect = db.dialect
         self.db = db
         self.dictionary = dictionary or db
         self.bulk: BulkPath = bulk or InsertBulkPath(dialect)
-        self.ledger = Ledger(db)
+        self.ledger = Ledger(db, locks)
         self.categories = CategoryCodes(self.dictionary)
         self.datasets = Datasets(
             db, [*ledger_ddl(dialect), *categories_ddl(dialect), *datasets_ddl(dialect)]
@@ -63,17 +69,29 @@ class SqlStore:
         """Return a registered dataset's contract, or None."""
         return self.datasets.get(name)
 
-    def claim(self, ref: ObjectRef, dataset: str, lease_seconds: float, owner: str) -> Claim:
+    def claim(
+        self, ref: ObjectRef, dataset: str, lease_seconds: float, owner: str, *, force: bool = False
+    ) -> Claim:
         """Claim an object version for loading (`Ledger.claim`)."""
-        return self.ledger.claim(ref, dataset, lease_seconds, owner)
+        return self.ledger.claim(ref, dataset, lease_seconds, owner, force=force)
+
+    def release(self, claim: Claim) -> None:
+        """Let go of a claim's lock (`Ledger.release`)."""
+        self.ledger.release(claim)
 
     def fail(self, claim: Claim, error: str, report: Mapping[str, Any] | None) -> None:
         """Record that a claimed object failed (`Ledger.fail`)."""
         self.ledger.fail(claim, error, report)
 
-    def ledger_entry(self, ref: ObjectRef) -> LedgerEntry | None:
-        """Return the ledger row of an object version, if any."""
-        return self.ledger.entry(ref)
+    def ledger_entry(self, ref: ObjectRef, dataset: str) -> LedgerEntry | None:
+        """Return the ledger row of an object version in a dataset, if any."""
+        return self.ledger.entry(ref, dataset)
+
+    def files(
+        self, *, status: str | None = None, dataset: str | None = None, limit: int = 100
+    ) -> list[LedgerEntry]:
+        """Return ledger rows, the most recent first (`Ledger.files`)."""
+        return self.ledger.files(status=status, dataset=dataset, limit=limit)
 
     def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
         """Return category codes (`CategoryCodes.codes`)."""
@@ -96,12 +114,18 @@ class SqlStore:
             Call ``upsert`` per batch and ``finish`` once. Leaving the block normally
             commits; an exception rolls everything back (the ledger is not "loaded").
         """
+        d = self.db.dialect
         with self.db.transaction() as cursor:
+            # Another contract sharing the table (or an older one) may have added columns
+            # this one does not carry: then no row may be replaced whole.
+            cursor.execute(d.sql(d.columns_sql), (contract.table,))
+            table_columns = {str(row[0]) for row in cursor.fetchall()}
             load = FileLoad(
                 cursor,
                 contract,
                 self.bulk,
                 lambda report: self.ledger.mark_loaded(cursor, claim, report),
+                whole_rows=table_columns <= set(contract.output_columns),
             )
             yield load
             if not load.finished:
