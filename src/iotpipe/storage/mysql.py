@@ -258,11 +258,11 @@ class LoadDataBulkPath:
             )
 
     def _staged(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
-        # A temporary table is the connection's own, and neither CREATE TEMPORARY TABLE nor
-        # DELETE ends the open transaction.
+        # A temporary table is the connection's own, and neither CREATE nor DROP TEMPORARY
+        # TABLE ends the open transaction; a new one per batch costs less than emptying it.
         stage = STAGE_PREFIX + hashlib.sha256(table.encode()).hexdigest()[:16]
-        cursor.execute(f"CREATE TEMPORARY TABLE IF NOT EXISTS {quote(stage)} LIKE {quote(table)}")
-        cursor.execute(f"DELETE FROM {quote(stage)}")
+        cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {quote(stage)}")
+        cursor.execute(f"CREATE TEMPORARY TABLE {quote(stage)} LIKE {quote(table)}")
         self._load_data(cursor, stage, rows)
         names = ", ".join(quote(c) for c in rows.columns)
         updates = ", ".join(
