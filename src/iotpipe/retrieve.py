@@ -249,16 +249,10 @@ def retrieve(
     """
     count, stats = store.count_and_stats(contract, query)
     raw_rows = store.page(contract, query, query.limit + 1)  # one more tells "there is more"
-    rows: list[dict[str, Any]] = []
-    size = 0
-    last: dt.datetime | None = None
-    for raw in raw_rows[: query.limit]:
-        row = _json_row(raw)
-        size += len(json.dumps(row))
-        if rows and size > MAX_ROWS_BYTES:
-            break  # cut by bytes: the cursor continues from the last row sent
-        rows.append(row)
-        last = raw[TS]
+    rows = [_json_row(raw) for raw in raw_rows[: query.limit]]
+    if len(json.dumps(rows)) > MAX_ROWS_BYTES:  # one encoding tells; only then row by row
+        rows = _cut_by_bytes(rows)
+    last: dt.datetime | None = raw_rows[len(rows) - 1][TS] if rows else None
     more = len(rows) < len(raw_rows)
     return {
         "device_id": query.device_id,
@@ -269,6 +263,16 @@ def retrieve(
         "stats": {name: s.to_dict() for name, s in stats.items()},
         "next_cursor": cursors.encode(query, last) if more and last is not None else None,
     }
+
+
+def _cut_by_bytes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the first rows whose JSON stays within `MAX_ROWS_BYTES` (at least one)."""
+    size = 0
+    for n, row in enumerate(rows):
+        size += len(json.dumps(row)) + 1
+        if n and size > MAX_ROWS_BYTES:
+            return rows[:n]  # the cursor continues from the last row sent
+    return rows
 
 
 def _json_row(raw: Mapping[str, Any]) -> dict[str, Any]:

@@ -208,5 +208,8 @@ def test_database_connection_dropped_at_points_of_a_load(
     truth = upload(stack, tmp_path, "incoming/kill.csv", 9000, seed=74)
     Poller(stack).drain()
     assert store.killed == 1
+    # At the moment of the kill, another connection saw nothing committed and no "loaded":
+    # the batches written so far (or all of them, before commit) were one open transaction.
+    assert store.observed == [(0, "loading")]
     assert table_rows(mariadb_url, ACME) == expected(truth)
     assert fetch_all(mariadb_url, "SELECT status, attempts FROM iotpipe_ledger") == [("loaded", 2)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from iotpipe.errors import TransientStorageError
 from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.sample import write_sample
 from iotpipe.sources import local_object
+from iotpipe.storage.ledger import Ledger
 from iotpipe.storage.mysql import MySQLParams, MySQLStore
 from iotpipe.storage.readings import BulkPath
 from tests.conftest import EXAMPLES
@@ -35,14 +37,35 @@ class _BatchHook:
         self._after(cursor)
 
 
+def committed(database: str) -> tuple[int, str | None]:
+    """What another connection sees now: (rows in device_usage, the ledger's status)."""
+    other = mariadb(database)
+    try:
+        with other.cursor() as cur:
+            # One statement: one consistent snapshot of both tables.
+            cur.execute(
+                "SELECT (SELECT COUNT(*) FROM device_usage), "
+                "(SELECT MIN(status) FROM iotpipe_ledger)"
+            )
+            rows, status = cur.fetchone()
+            return int(rows), status
+    finally:
+        other.close()
+
+
 class KillingStore(MySQLStore):
-    """Kills its own main connection from another connection after the n-th batch."""
+    """Kills its own main connection from another connection after the n-th batch.
+
+    Just before the kill, what another connection sees is recorded in ``observed``: a load
+    in progress must show no committed row and a ledger that is not "loaded".
+    """
 
     def __init__(self, params: MySQLParams, kill_after: int) -> None:
         super().__init__(params)
         self.kill_after = kill_after
         self.batches = 0
         self.killed = 0
+        self.observed: list[tuple[int, str | None]] = []
         self.bulk = _BatchHook(self.bulk, self.after_batch)
 
     def after_batch(self, cursor: Any) -> None:
@@ -51,6 +74,7 @@ class KillingStore(MySQLStore):
             self.kill(cursor)
 
     def kill(self, cursor: Any) -> None:
+        self.observed.append(committed(self.params.database))
         admin = mariadb()
         try:
             with admin.cursor() as cur:
@@ -78,24 +102,82 @@ def test_killed_connection_mid_load_rolls_back_then_retry_loads_exactly(
     assert truth.rows is not None
     expected = sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
 
-    # No retries: the kill surfaces, nothing of the file is in the table, and the ledger
-    # does not say "loaded".
+    # No retries: the kill surfaces. Three batches had been written when it came, and none of
+    # them was committed (seen from another connection at that moment); after it, nothing of
+    # the file is in the table and the ledger says failed.
     store = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=3)
     with pytest.raises(TransientStorageError):
         run(store, path, retries=0)
     store.close()
-    assert store.killed == 1
-    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 0
-    assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") != "loaded"
+    assert store.killed == 1 and store.batches == 3
+    assert store.observed == [(0, "loading")]
+    assert committed(mariadb_url.rsplit("/", 1)[1]) == (0, "failed")
 
     # With retries the same kill is survived: the whole file is loaded again, exactly.
     store = KillingStore(MySQLParams.from_url(mariadb_url), kill_after=2)
     report = run(store, path, retries=3)
     store.close()
     assert store.killed == 1 and report.status == "loaded"
+    assert store.observed == [(0, "loading")]
     assert table_rows(mariadb_url, ACME) == expected
     assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") == "loaded"
     assert scalar(mariadb_url, "SELECT attempts FROM iotpipe_ledger") == 3  # 1 failed run, then 2
+
+
+class _WatchingLedger(Ledger):
+    def __init__(self, store: WatchedStore) -> None:
+        super().__init__(store.db, store.locks)
+        self._store = store
+
+    def mark_loaded(self, cursor: Any, claim: Any, report: Any) -> None:
+        self._store.watch(cursor)
+        super().mark_loaded(cursor, claim, report)
+
+
+class WatchedStore(MySQLStore):
+    """Records what another connection sees after each batch and just before "loaded"."""
+
+    def __init__(self, params: MySQLParams) -> None:
+        super().__init__(params)
+        self.observed: list[tuple[int, str | None]] = []
+        self.bulk = _BatchHook(self.bulk, self.watch)
+        self.ledger = _WatchingLedger(self)
+
+    def watch(self, cursor: Any) -> None:
+        self.observed.append(committed(self.params.database))
+
+
+def test_rows_and_the_ledger_commit_together_or_not_at_all(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "t.csv"
+    truth = write_sample(path, 6000, devices=10, seed=34, keep_rows=True)
+    database = mariadb_url.rsplit("/", 1)[1]
+    store = WatchedStore(MySQLParams.from_url(mariadb_url))
+    store.ensure_schema(ACME)
+    samples: list[tuple[int, str | None]] = []
+    done = threading.Event()
+
+    def sample() -> None:  # another client watching the whole time
+        while not done.is_set():
+            samples.append(committed(database))
+
+    watcher = threading.Thread(target=sample)
+    watcher.start()
+    try:
+        report = run(store, path)
+    finally:
+        done.set()
+        watcher.join()
+        store.close()
+    assert report.status == "loaded"
+    # After every batch and just before "loaded": nothing visible yet.
+    assert len(store.observed) >= 7  # batches of at most 1,000 of the 6,000 rows, then the ledger
+    assert set(store.observed) == {(0, "loading")}
+    # Whenever anyone looked: nothing, or everything with "loaded" - never rows without it.
+    everything = (truth.rows_valid, "loaded")
+    assert set(samples) <= {(0, None), (0, "loading"), everything}, set(samples)
+    assert committed(database) == everything
 
 
 def test_local_infile_refused_falls_back_to_multirow_insert(

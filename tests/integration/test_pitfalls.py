@@ -5,10 +5,12 @@ Others live next to the feature they guard (see docs/testing.md for the whole ma
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from pathlib import Path
 
+import polars as pl
 import pytest
 
 from iotpipe import bootstrap
@@ -37,19 +39,49 @@ def test_keys_with_plus_space_and_percent(
     assert loaded == sorted((f"s3://{stack.bucket}/{k}", "loaded") for k in keys)
 
 
-def test_pymysql_with_connect_does_not_commit_but_a_load_does(
-    mariadb_url: str, tmp_path: Path
-) -> None:
-    database = mariadb_url.rsplit("/", 1)[1]
-    # The pitfall: "with connect() as c" only closes; the insert is rolled back.
-    with mariadb(database, autocommit=False) as naive, naive.cursor() as cur:
-        cur.execute("CREATE TABLE t (x INT)")  # DDL commits on its own
-        cur.execute("INSERT INTO t VALUES (1)")
-    assert scalar(mariadb_url, "SELECT COUNT(*) FROM t") == 0
-    # Our loads commit: a separate connection sees every row.
+def test_the_store_commits_what_it_writes_and_only_that(mariadb_url: str, tmp_path: Path) -> None:
+    # The pitfall: assuming a DB-API connection commits on its own (PyMySQL's
+    # "with connect() as c" only closes it). Seen from another connection, the store's
+    # claim is committed, a load that fails leaves nothing, and a load that ends is all there.
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import load_contract
+    from iotpipe.encode import Encoder
+    from iotpipe.model import ObjectRef
+    from iotpipe.storage.store import new_owner
+
+    acme = load_contract("acme_usage")
+    store = build_store(mariadb_url)
+    try:
+        store.ensure_schema(acme)
+        ref = ObjectRef("file:///x.csv", "v1")
+        claim = store.claim(ref, acme.name, 60, new_owner())
+        assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") == "loading"
+        clean = pl.DataFrame(
+            {
+                "device_id": ["d1"],
+                "ts": [dt.datetime(2024, 1, 1)],
+                **{f.name: [None] for f in acme.fields},
+            },
+            schema_overrides={
+                f.name: pl.String if f.type == "category" else pl.Float64 for f in acme.fields
+            },
+        ).with_columns(pl.lit(50.0).alias("battery_pct"))
+        frame = Encoder(acme, store).encode(clean)
+        with pytest.raises(RuntimeError), store.load(claim, acme) as loader:
+            loader.upsert(frame)
+            raise RuntimeError("the file broke off")
+        assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 0
+        with store.load(claim, acme) as loader:
+            loader.upsert(frame)
+            loader.finish({"rows_read": 1, "rows_loaded": 1, "rows_rejected": 0})
+        assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 1
+        assert scalar(mariadb_url, "SELECT status FROM iotpipe_ledger") == "loaded"
+    finally:
+        store.close()
+    # And through the whole path: another connection sees every row of a loaded file.
     path = tmp_path / "c.csv"
     truth = load_sample(mariadb_url, path, 2000, seed=85)
-    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == truth.rows_valid
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == truth.rows_valid + 1
 
 
 def _threads_connected() -> int:

@@ -214,3 +214,16 @@ def test_empty_source_is_a_source_error() -> None:
         read_all(b"\r\n\n   \n")
     with pytest.raises(SourceFormatError, match="empty"):
         read_all(gzip.compress(b""))
+
+
+def test_a_rejected_record_with_a_newline_inside_a_field_parses_back() -> None:
+    # The csv-module path re-rendered records with no line terminator, so a field holding a
+    # newline was written unquoted: the rejects file's record no longer parsed to its fields.
+    import csv
+
+    data = b'id,time,v,kind\nd1,2024-01-01T00:00:00Z,"1\n2",a,"x\ry"\n'
+    (batch,), _ = read_all(data, fast_csv=False)
+    (row,) = batch.rejected  # ragged: five fields
+    assert list(csv.reader(io.StringIO(row.record, newline=""))) == [
+        ["d1", "2024-01-01T00:00:00Z", "1\n2", "a", "x\ry"]
+    ]

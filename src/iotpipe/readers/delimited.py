@@ -188,28 +188,29 @@ def _python_batches(
     reader = csv.reader(text, delimiter=layout.delimiter, quotechar=layout.quotechar, strict=False)
     render = _renderer(layout.delimiter, layout.quotechar)
     rows: list[list[str]] = []
+    records: list[list[str]] = []
     starts: list[int] = []
     rejected: list[RejectedRow] = []
     nbytes = 0
-    for record_line, row, error in _records(reader):
+    for record_line, record, error in _records(reader):
         start = record_line + line_offset
-        if row is None:
+        if record is None:
             rejected.append(RejectedRow(start, MALFORMED_ROW, error, ""))
             continue
-        if len(row) != width:
-            if len(row) < width or any(v.strip() for v in row[width:]):
-                detail = f"expected {width} fields, found {len(row)}"
-                rejected.append(RejectedRow(start, MALFORMED_ROW, detail, render(row)))
-                continue
-            del row[width:]  # trailing empty fields (a trailing delimiter) are harmless
+        if len(record) != width and (len(record) < width or any(v.strip() for v in record[width:])):
+            detail = f"expected {width} fields, found {len(record)}"
+            rejected.append(RejectedRow(start, MALFORMED_ROW, detail, render(record)))
+            continue
+        row = record[:width]  # trailing empty fields (a trailing delimiter) are harmless
+        records.append(record)  # as the file has it, for the rejects file
         rows.append(row)
         starts.append(start)
         nbytes += sum(map(len, row))
         if len(rows) >= batch_rows or nbytes >= batch_bytes:
-            yield _batch(rows, starts, rejected, resolved, render)
-            rows, starts, rejected, nbytes = [], [], [], 0
+            yield _batch(rows, records, starts, rejected, resolved, render)
+            rows, records, starts, rejected, nbytes = [], [], [], [], 0
     if rows or rejected:
-        yield _batch(rows, starts, rejected, resolved, render)
+        yield _batch(rows, records, starts, rejected, resolved, render)
 
 
 def _records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
@@ -232,8 +233,9 @@ def _records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
             yield start, row, ""
 
 
-def _batch(
+def _batch(  # noqa: PLR0917 (private; the batch's parts)
     rows: list[list[str]],
+    records: list[list[str]],
     starts: list[int],
     rejected: list[RejectedRow],
     resolved: dict[str, int],
@@ -243,13 +245,17 @@ def _batch(
     columns: dict[str, Sequence[str | None]] = {
         slot: (transposed[index] if transposed else ()) for slot, index in resolved.items()
     }
-    return RecordBatch(starts, columns, rows, rejected, render)
+    return RecordBatch(starts, columns, records, rejected, render)
 
 
 def _renderer(delimiter: str, quotechar: str) -> Any:
     def render(row: list[str]) -> str:
+        # The terminator decides what gets quoted: with "\r\n" a field holding either a CR
+        # or a LF is quoted, so the record parses back to the same fields; then it is dropped.
         out = io.StringIO()
-        csv.writer(out, delimiter=delimiter, quotechar=quotechar, lineterminator="").writerow(row)
-        return out.getvalue()
+        csv.writer(out, delimiter=delimiter, quotechar=quotechar, lineterminator="\r\n").writerow(
+            row
+        )
+        return out.getvalue().removesuffix("\r\n")
 
     return render
