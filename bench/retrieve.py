@@ -10,7 +10,7 @@ In the same run, for the same device and range:
 3. ``fetch_all``, for context: a bare indexed ``SELECT`` of every row of the range plus
    Python's ``statistics`` (what a handler that fetched rows would do).
 
-Median of 20 runs each. Usage::
+Median of 20 runs each, the three run interleaved. Usage::
 
     .venv/bin/python -m bench.retrieve --sizes 1000000,10000000
 """
@@ -97,14 +97,18 @@ def fill(url: str, rows: int) -> None:
     conn.close()
 
 
-def time_median(fn: Any, runs: int = 20) -> float:
-    fn()  # warm
-    samples = []
-    for _ in range(runs):
-        started = time.perf_counter()
+def time_medians(*fns: Any, runs: int = 20) -> list[float]:
+    """Median seconds of each function, run interleaved (ABCABC...) after one warm call each,
+    so background work of the server (purge after the fill) falls on all of them alike."""
+    for fn in fns:
         fn()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples)
+    samples: list[list[float]] = [[] for _ in fns]
+    for _ in range(runs):
+        for fn, times in zip(fns, samples, strict=True):
+            started = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - started)
+    return [statistics.median(times) for times in samples]
 
 
 def measure(url: str, size: int) -> tuple[float, float, float]:
@@ -195,10 +199,10 @@ def measure(url: str, size: int) -> tuple[float, float, float]:
     for name, stats in hand["stats"].items():
         for key, value in stats.items():
             assert body["stats"][name][key] == value, (name, key, body["stats"][name][key], value)
-    result = time_median(ours), time_median(same_sql), time_median(fetch_all)
+    result = time_medians(ours, same_sql, fetch_all)
     conn.close()
     bootstrap.use_retrieve_runtime(None)
-    return result
+    return result[0], result[1], result[2]
 
 
 def main() -> None:

@@ -249,7 +249,7 @@ def retrieve(
     """
     count, stats = store.count_and_stats(contract, query)
     raw_rows = store.page(contract, query, query.limit + 1)  # one more tells "there is more"
-    rows = [_json_row(raw) for raw in raw_rows[: query.limit]]
+    rows = _json_rows(raw_rows[: query.limit], contract)
     if len(json.dumps(rows)) > MAX_ROWS_BYTES:  # one encoding tells; only then row by row
         rows = _cut_by_bytes(rows)
     last: dt.datetime | None = raw_rows[len(rows) - 1][TS] if rows else None
@@ -275,15 +275,23 @@ def _cut_by_bytes(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _json_row(raw: Mapping[str, Any]) -> dict[str, Any]:
-    row: dict[str, Any] = {ROW_KEY_TIME: iso_z(raw[TS])}
-    for name, value in raw.items():
-        if name == TS:
-            continue
-        if isinstance(value, dt.datetime):
-            row[name] = iso_z(value)
-        elif isinstance(value, float) and not math.isfinite(value):
-            row[name] = None
-        else:
-            row[name] = value
-    return row
+def _json_rows(raws: list[dict[str, Any]], contract: DataContract) -> list[dict[str, Any]]:
+    """Return the rows as JSON values: ``timestamp`` first, times ISO 8601 Z, NaN/inf null.
+
+    Only the columns whose type can hold such values are looked at (one pass per row).
+    """
+    times = [f.name for f in contract.fields if f.type == "datetime"]
+    floats = [f.name for f in contract.fields if f.type in ("number", "integer")]
+    rows = []
+    for raw in raws:
+        row = {ROW_KEY_TIME: iso_z(raw[TS]), **raw}
+        del row[TS]
+        for name in times:
+            if row[name] is not None:
+                row[name] = iso_z(row[name])
+        for name in floats:
+            value = row[name]
+            if value is not None and not math.isfinite(value):
+                row[name] = None
+        rows.append(row)
+    return rows
