@@ -6,12 +6,20 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+from tests.budget import MUTATION
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL_DATA = ROOT / "tests" / "data"  # slices of the real datasets (tests/data/README.md)
 EXAMPLES = ROOT / "contracts" / "examples"
 
 _skipped_integration: list[str] = []
+
+# Under mutation testing (scripts/mutation): the same examples every run (tests/budget.py).
+settings.register_profile("mutation", derandomize=True, database=None)
+if MUTATION:
+    settings.load_profile("mutation")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

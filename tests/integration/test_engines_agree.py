@@ -27,6 +27,7 @@ from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.retrieve import CursorCodec, answer, parse_instant
 from iotpipe.sources import local_object
 from iotpipe.storage.store import SqlStore
+from tests.budget import examples
 from tests.integration.conftest import mariadb
 
 ACME = load_contract("acme_usage")
@@ -129,7 +130,7 @@ def _same(a: Any, b: Any) -> None:
         }
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     device=QUERY_DEVICES,
     start=INSTANTS,

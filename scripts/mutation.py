@@ -1,0 +1,216 @@
+#!/usr/bin/env python3
+"""Mutation testing of the modules that carry iotpipe's guarantees (mutmut), group by group.
+
+Each group mutates some modules and runs the tests meant to pin them down; every group works in
+its own copy of the repository (``.mutation/<group>``, git-ignored), so the groups keep their
+own caches and a rerun only tests what changed. Needs MariaDB on 127.0.0.1:3306 (the storage
+and ingest groups). Slow - hours, not minutes - so it is not part of .ci/run.
+
+Usage::
+
+    scripts/mutation                  # every group, then the summary
+    scripts/mutation readers cleaning # some groups
+    scripts/mutation --summary        # only the summary of the last runs
+
+The summary counts a mutant killed when a test failed, the type checker (mypy, part of
+scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
+listed with the reason in ``tests/mutation_equivalent.txt``; every other survivor is printed.
+The score is killed / (all - equivalent).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / ".mutation"
+EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
+MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
+
+# Tests that cannot see a mutant (they run iotpipe in a subprocess, which imports the unmutated
+# package) or that mostly wait (retries to a dead-letter queue, a 16 MB multipart upload): they
+# cost minutes per mutant and kill nothing the others do not.
+NEVER = [
+    "tests/integration/test_store.py::test_host_time_zone_does_not_change_stored_values",
+    "tests/integration/test_trust.py::test_a_killed_ingest_does_not_lock_its_file_out",
+    "tests/integration/test_demo.py",
+    "tests/integration/test_page.py",
+    "tests/unit/test_hostile_input.py::test_a_gigabyte_line_in_a_small_gzip_stays_under_512_mb",
+    "tests/integration/test_ingest_lambda.py::test_an_unreachable_database_is_retried_then_dead_lettered",
+    "tests/integration/test_ingest_lambda.py::test_gzipped_multipart_upload_under_an_odd_key_loads_exactly",
+]
+STORAGE_TESTS = [
+    "tests/integration/test_store.py",
+    "tests/integration/test_trust.py",
+    "tests/integration/test_faults.py",
+    "tests/integration/test_mysql_faults.py",
+    "tests/integration/test_pitfalls.py",
+    "tests/integration/test_engines_agree.py",
+]
+
+
+@dataclass(frozen=True)
+class Group:
+    """Modules to mutate and the tests that should kill their mutants."""
+
+    modules: list[str]
+    tests: list[str]
+
+
+GROUPS = {
+    "readers": Group(["src/iotpipe/readers/*.py"], ["tests/unit"]),
+    "cleaning": Group(
+        [
+            "src/iotpipe/clean.py",
+            "src/iotpipe/dedupe.py",
+            "src/iotpipe/values.py",
+            "src/iotpipe/timestamps.py",
+            "src/iotpipe/quality.py",
+        ],
+        ["tests/unit"],
+    ),
+    "storage": Group(
+        [
+            "src/iotpipe/storage/ledger.py",
+            "src/iotpipe/storage/readings.py",
+            "src/iotpipe/storage/store.py",
+            "src/iotpipe/storage/database.py",
+            "src/iotpipe/storage/mysql.py",
+            "src/iotpipe/storage/sqlite.py",
+        ],
+        STORAGE_TESTS,
+    ),
+    "ingest": Group(
+        ["src/iotpipe/ingest.py"], [*STORAGE_TESTS, "tests/integration/test_ingest_lambda.py"]
+    ),
+}
+KILLED = {"killed", "caught by type check", "timeout"}
+
+
+def _toml_list(items: list[str]) -> str:
+    return "[" + ", ".join(f'"{item}"' for item in items) + "]"
+
+
+def prepare(name: str, group: Group) -> Path:
+    """Copy the working tree (tracked and untracked, not ignored) and write the group's config."""
+    where = WORK / name
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"],
+        cwd=ROOT, capture_output=True, check=True,
+    ).stdout.decode().split("\0")  # fmt: skip
+    for rel in filter(None, files):
+        source, target = ROOT / rel, where / rel
+        if source.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if not target.exists() or target.read_bytes() != source.read_bytes():
+                shutil.copy2(source, target)
+    deselect = [arg for test in NEVER for arg in ("--deselect", test)]
+    config = (
+        (ROOT / "pyproject.toml").read_text()
+        + f"""
+[tool.mutmut]
+source_paths = ["src/iotpipe"]
+only_mutate = {_toml_list(group.modules)}
+pytest_add_cli_args_test_selection = {_toml_list(group.tests)}
+pytest_add_cli_args = {_toml_list(deselect)}
+process_isolation = "forkserver"
+type_check_command = ["mypy", "src/iotpipe", "--output", "json", "--no-warn-unused-ignores"]
+also_copy = ["contracts", "events", "openapi.yaml", "template.yaml", "bench", "scripts", "docs"]
+"""
+    )
+    (where / "pyproject.toml").write_text(config)
+    return where
+
+
+def run(name: str, children: int) -> None:
+    where = prepare(name, GROUPS[name])
+    env = {
+        **os.environ,
+        "IOTPIPE_MUTATION": "1",
+        "PATH": f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ['PATH']}",
+    }
+    print(f"== {name}: mutmut run in {where}", flush=True)
+    subprocess.run(
+        [str(MUTMUT), "run", "--max-children", str(children)], cwd=where, env=env, check=False
+    )
+
+
+def results(name: str) -> dict[str, str]:
+    """Each mutant's verdict in the group's last run (mutant name -> status)."""
+    where = WORK / name
+    if not (where / "mutants").exists():
+        return {}
+    out = subprocess.run(
+        [str(MUTMUT), "results", "--all", "true"],
+        cwd=where, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    verdicts = {}
+    for line in out.splitlines():
+        mutant, _, status = line.strip().rpartition(": ")
+        if mutant:
+            verdicts[mutant] = status
+    return verdicts
+
+
+def equivalent() -> dict[str, str]:
+    """Return the survivors explained as equivalent: mutant name -> reason."""
+    reasons = {}
+    for line in EQUIVALENT.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            mutant, _, reason = line.partition(" ")
+            reasons[mutant] = reason.strip()
+    return reasons
+
+
+def summary(names: list[str]) -> int:
+    explained = equivalent()
+    print("| group | mutants | killed | equivalent | survived | score |")
+    print("|---|---:|---:|---:|---:|---:|")
+    unexplained: list[str] = []
+    totals = [0, 0, 0, 0]
+    for name in names:
+        verdicts = results(name)
+        if not verdicts:
+            continue
+        killed = sum(status in KILLED for status in verdicts.values())
+        same = [m for m, s in verdicts.items() if s not in KILLED and m in explained]
+        left = [m for m, s in verdicts.items() if s not in KILLED and m not in explained]
+        unexplained += [f"{m}: {verdicts[m]}" for m in left]
+        counts = [len(verdicts), killed, len(same), len(left)]
+        totals = [a + b for a, b in zip(totals, counts, strict=True)]
+        print(f"| {name} | {' | '.join(map(str, counts))} | {_score(*counts)} |")
+    print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals)} |")
+    if unexplained:
+        print(f"\n{len(unexplained)} surviving mutants are neither killed nor explained:")
+        print("\n".join(sorted(unexplained)))
+    return 0
+
+
+def _score(total: int, killed: int, same: int, left: int) -> str:
+    return f"{100 * killed / (total - same):.1f}%" if total > same else "-"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("groups", nargs="*", help=f"some of: {', '.join(GROUPS)}")
+    parser.add_argument("--summary", action="store_true", help="only print the summary")
+    parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
+    args = parser.parse_args()
+    names = args.groups or list(GROUPS)
+    unknown = set(names) - set(GROUPS)
+    if unknown:
+        parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
+    if not args.summary:
+        for name in names:
+            run(name, args.max_children)
+    sys.exit(summary(names))
+
+
+if __name__ == "__main__":
+    main()
