@@ -37,8 +37,8 @@ from iotpipe.contract import DEVICE_ID, TS, DataContract
 from iotpipe.dedupe import Deduplicator
 from iotpipe.model import RejectedRow
 from iotpipe.readers import RecordBatch
-from iotpipe.timestamps import local_time_faults, parse_timestamps
-from iotpipe.values import check_exprs, null_markers, parse_expr
+from iotpipe.timestamps import UTC, local_time_faults, parse_timestamps
+from iotpipe.values import check_exprs, null_markers, null_sentinels, parse_expr
 
 INVALID_ENCODING = "invalid_encoding"
 MISSING_DEVICE_ID = "missing_device_id"
@@ -66,9 +66,12 @@ class CleanCounters:
     rows_conflict: int = 0
     reject_reasons: Counter[str] = field(default_factory=Counter)
     nulled: Counter[str] = field(default_factory=Counter)
+    # Every valid timestamp so far at one and the same time of day (local): dates, not times.
+    one_time_of_day: bool = True
 
     def add(self, other: CleanCounters) -> None:
         """Add another set of counters into this one."""
+        self.one_time_of_day = self.one_time_of_day and other.one_time_of_day
         self.rows_read += other.rows_read
         self.rows_valid += other.rows_valid
         self.rows_rejected += other.rows_rejected
@@ -111,6 +114,8 @@ class Cleaner:
     """
 
     def __init__(self, contract: DataContract, now: dt.datetime | None = None) -> None:
+        if contract.device_from_path is not None:
+            raise ValueError("resolve device_id.from_path first: contract.for_source(source)")
         self.contract = contract
         now = now or dt.datetime.now(dt.UTC)
         if now.tzinfo is not None:
@@ -120,6 +125,7 @@ class Cleaner:
         self.counters = CleanCounters()
         self.columns = [DEVICE_ID, TS, *(f.name for f in contract.fields)]
         self._dedupe = Deduplicator(self.columns)
+        self._time_of_day: dt.time | None = None
 
     def clean(self, batch: RecordBatch) -> CleanBatch:
         """Clean one batch; counters accumulate in ``self.counters``.
@@ -153,6 +159,8 @@ class Cleaner:
         if nullable and kept.height:
             sums = kept.select(pl.col(f"__bad.{f.name}").sum() for f in nullable).row(0)
             counters.nulled.update({f.name: n for f, n in zip(nullable, sums, strict=True) if n})
+        if self.counters.one_time_of_day and kept.height:  # until the first other time of day
+            counters.one_time_of_day = self._one_time_of_day(kept.get_column(TS))
         rows, keys = self._dedupe.apply(kept.select(self.columns))
         counters.rows_valid, counters.rows_duplicate, counters.rows_conflict = (
             keys.new,
@@ -163,6 +171,14 @@ class Cleaner:
         return CleanBatch(rows, rejected, counters)
 
     # ----------------------------------------------------------------------------------------
+
+    def _one_time_of_day(self, stamps: pl.Series) -> bool:
+        """Say whether these and the earlier times share one time of day (in the zone)."""
+        zone = self.contract.timestamp.timezone
+        local = stamps.dt.replace_time_zone(UTC).dt.convert_time_zone(zone).dt.time().unique()
+        seen = {*local.to_list(), *([self._time_of_day] if self._time_of_day else [])}
+        self._time_of_day = next(iter(seen)) if len(seen) == 1 else None
+        return len(seen) == 1
 
     def _raw_frame(self, batch: RecordBatch) -> pl.DataFrame:
         n = len(batch.lines)
@@ -189,13 +205,22 @@ class Cleaner:
             pl.Series(f"__nested.{name}", batch.nested.get(name) or [False] * n, dtype=pl.Boolean)
             for name in (DEVICE_ID, *(f.name for f in self.contract.fields if f.type != "string"))
         ]
-        return frame.with_columns(
+        frame = frame.with_columns(
             *(
                 null_markers(name, markers.get(name, self.contract.missing_values))
                 for name in names
             ),
             *nested,
         )
+        # Numeric markers (-200, 999.9) match the value in any spelling, per field.
+        sentinels = [
+            null_sentinels(f.name, f.sentinels) for f in self.contract.fields if f.sentinels
+        ]
+        if sentinels:
+            frame = frame.with_columns(sentinels)
+        if self.contract.device_value is not None:  # one-device files, or from the path
+            frame = frame.with_columns(pl.lit(self.contract.device_value).alias(DEVICE_ID))
+        return frame
 
     def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
         # Eager steps: timestamps first (`parse_timestamps` picks the rows that need the
@@ -204,8 +229,10 @@ class Cleaner:
         zone = (contract.timestamp.timezone, contract.timestamp.ambiguous)
         ts_raw, ts_missing = self._timestamp_source()
         normalised = raw.with_columns(ts_raw.alias("__ts_raw"), ts_missing.alias("__ts_missing"))
-        stamp = parse_timestamps(normalised.get_column("__ts_raw"), *zone)
-        stamps = [stamp.alias(TS), _zone_faults(normalised.get_column("__ts_raw"), stamp, zone[0])]
+        formats = contract.timestamp.formats
+        ts_text = normalised.get_column("__ts_raw")
+        stamp = parse_timestamps(ts_text, *zone, formats)
+        stamps = [stamp.alias(TS), _zone_faults(ts_text, stamp, zone[0], formats)]
         stamps.extend(
             parse_timestamps(normalised.get_column(f.name), *zone).alias(f"__parsed.{f.name}")
             for f in contract.fields
@@ -279,6 +306,22 @@ class Cleaner:
             raw = cols["date"]
         return raw, missing
 
+    def _where(self) -> dict[str, str]:
+        """Name the source column(s) of the key and each field, for messages.
+
+        ``" (column 'CO(GT)')"``, or nothing where the column has the field's own name.
+        """
+        where = {DEVICE_ID: "", TS: ""}
+        slots = self.contract.slots
+        parts = [s for s in slots if s.name == TS or s.name.startswith(f"{TS}.")]
+        columns = " + ".join(repr(s.sources[0]) for s in parts)
+        where[TS] = f" (column{'s' if len(parts) > 1 else ''} {columns})"
+        for slot in slots:
+            if slot.name != TS and not slot.name.startswith(f"{TS}."):
+                shown = " or ".join(repr(c) for c in slot.sources)
+                where[slot.name] = "" if slot.sources == (slot.name,) else f" (column {shown})"
+        return where
+
     def _reason_expr(self) -> pl.Expr:
         """Return the code of the first rule a row breaks (null when it breaks none)."""
         reason: pl.Expr = pl.lit(None, dtype=pl.String)
@@ -299,6 +342,9 @@ class Cleaner:
         device = pl.col(DEVICE_ID)
         ts = pl.col(TS)
         max_length = self.contract.device_id_length
+        where = self._where()
+        given = self.contract.timestamp.formats
+        formats = f" (timestamp.format: {' or '.join(given)})" if given else ""
         rules: list[tuple[pl.Expr, str, pl.Expr]] = [
             (
                 pl.col("__undecodable"),
@@ -308,7 +354,11 @@ class Cleaner:
                     "(shown as U+FFFD)"
                 ),
             ),
-            (device.is_null(), MISSING_DEVICE_ID, pl.lit("device_id is missing")),
+            (
+                device.is_null(),
+                MISSING_DEVICE_ID,
+                pl.lit(f"device_id is missing{where[DEVICE_ID]}"),
+            ),
             (
                 pl.col(f"__nested.{DEVICE_ID}"),
                 INVALID_DEVICE_ID,
@@ -319,7 +369,7 @@ class Cleaner:
                 INVALID_DEVICE_ID,
                 pl.lit(f"device_id is longer than {max_length} characters"),
             ),
-            (pl.col("__ts_missing"), MISSING_TIMESTAMP, pl.lit("timestamp is missing")),
+            (pl.col("__ts_missing"), MISSING_TIMESTAMP, pl.lit(f"timestamp is missing{where[TS]}")),
             (
                 ts.is_null() & (pl.col("__ts_fault") == "nonexistent"),
                 NONEXISTENT_LOCAL_TIME,
@@ -341,7 +391,11 @@ class Cleaner:
             (
                 ts.is_null(),
                 INVALID_TIMESTAMP,
-                pl.format("unparseable timestamp {}", pl.col("__ts_raw").fill_null("(parts)")),
+                pl.format(
+                    "unparseable timestamp {}{}",
+                    pl.col("__ts_raw").fill_null("(parts)"),
+                    pl.lit(f"{where[TS]}{formats}"),
+                ),
             ),
             (
                 (ts < self._earliest) | (ts > self._latest),
@@ -360,7 +414,7 @@ class Cleaner:
                     (
                         pl.col(f"__raw.{f.name}").is_null(),
                         MISSING_VALUE,
-                        pl.lit(f"{f.name} is missing"),
+                        pl.lit(f"{f.name} is missing{where[f.name]}"),
                     )
                 )
         for f in self.contract.fields:
@@ -369,7 +423,10 @@ class Cleaner:
                     (
                         pl.col(f"__bad.{f.name}"),
                         INVALID_VALUE,
-                        pl.format(f"{f.name}: invalid value {{}}", pl.col(f"__raw.{f.name}")),
+                        pl.format(
+                            f"{f.name}: invalid value {{}}{where[f.name]}",
+                            pl.col(f"__raw.{f.name}"),
+                        ),
                     )
                 )
         if self.contract.measurements:
@@ -383,12 +440,15 @@ class Cleaner:
         return rules
 
 
-def _zone_faults(raw: pl.Series, stamps: pl.Series, timezone: str) -> pl.Series:
+def _zone_faults(
+    raw: pl.Series, stamps: pl.Series, timezone: str, formats: tuple[str, ...]
+) -> pl.Series:
     """``__ts_fault``: why an unparsed timestamp failed, when its zone is the reason."""
     faults = pl.Series("__ts_fault", [None] * raw.len(), dtype=pl.String)
     unparsed = (stamps.is_null() & raw.is_not_null()).arg_true()
     if unparsed.len():
-        faults = faults.scatter(unparsed, local_time_faults(raw.gather(unparsed), timezone))
+        why = local_time_faults(raw.gather(unparsed), timezone, formats)
+        faults = faults.scatter(unparsed, why)
     return faults
 
 

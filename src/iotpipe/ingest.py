@@ -45,7 +45,7 @@ from iotpipe.model import (
     RejectSink,
     Store,
 )
-from iotpipe.quality import check_fit, check_outcome
+from iotpipe.quality import check_fit, check_outcome, warnings_for
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
 from iotpipe.report import IngestReport
 from iotpipe.storage.store import new_owner
@@ -138,6 +138,7 @@ def validate_source(
         check_outcome(contract, report.counters)
     except SourceFormatError as exc:
         return report.end("failed", str(exc))
+    report.warnings = warnings_for(contract, report.counters)
     return report.end("validated")
 
 
@@ -326,6 +327,7 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
             if progress is not None:
                 progress(report)
         check_outcome(contract, report.counters)  # before the commit: a failure rolls back
+        report.warnings = warnings_for(contract, report.counters)
         report.rows_loaded = report.counters.rows_valid
         loader.finish(report.end("loaded").to_dict())
     return report
@@ -343,8 +345,10 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
 ) -> Iterator[tuple[pl.DataFrame, list[RejectedRow]]]:
     """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
 
-    The report's counters, format and column lists follow along.
+    The report's counters, format and column lists follow along. A device id that comes from
+    the path (``device_id.from_path``) is resolved on the report's source first.
     """
+    contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
     report.counters = cleaner.counters
     reader = open_records(stream, contract, batch_rows=batch_rows)

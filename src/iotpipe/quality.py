@@ -16,6 +16,9 @@ from iotpipe.readers import RecordReader
 
 SHOWN_REASONS = 3
 SHOWN_COLUMNS = 30
+CONFLICT_WARNING = 0.10  # share of rows that are key conflicts
+REJECTED_WARNING = 0.5  # share of rows rejected
+NULLED_WARNING = 0.5  # share of a field's values nulled as invalid or out of range
 
 
 def check_fit(contract: DataContract, reader: RecordReader) -> None:
@@ -61,3 +64,55 @@ def check_outcome(contract: DataContract, counters: CleanCounters) -> None:
             f"{rejected:,} of {read:,} rows rejected ({rejected / read:.1%}), over "
             f"quality.max_rejected_ratio {ratio:g} ({reasons})"
         )
+
+
+def warnings_for(contract: DataContract, counters: CleanCounters) -> list[str]:
+    """Say what in a file's outcome suggests that the contract is wrong, though it loaded.
+
+    Parameters
+    ----------
+    contract
+        The contract the file was cleaned against.
+    counters
+        The file's counts.
+
+    Returns
+    -------
+    list[str]
+        One sentence per suspicion: many key conflicts (a timestamp too coarse), most rows
+        rejected, a field mostly nulled, every timestamp at the same time of day.
+    """
+    read = counters.rows_read
+    if read == 0:
+        return []
+    warnings = []
+    conflicts = counters.rows_conflict
+    if conflicts > CONFLICT_WARNING * read:
+        warnings.append(
+            f"{conflicts:,} of {read:,} rows ({conflicts / read:.0%}) are key conflicts (another "
+            "reading for the same device and time): is the timestamp too coarse (a date without "
+            "its time column?), or the device id the wrong column?"
+        )
+    rejected = counters.rows_rejected
+    if rejected > REJECTED_WARNING * read:
+        reasons = ", ".join(
+            f"{reason} {n:,}" for reason, n in counters.reject_reasons.most_common(SHOWN_REASONS)
+        )
+        warnings.append(
+            f"{rejected:,} of {read:,} rows ({rejected / read:.0%}) were rejected ({reasons}): "
+            "does the contract describe this file?"
+        )
+    kept = read - rejected
+    for f in contract.fields:
+        nulled = counters.nulled.get(f.name, 0)
+        if kept and nulled > NULLED_WARNING * kept:
+            warnings.append(
+                f"{f.name}: {nulled:,} of {kept:,} values ({nulled / kept:.0%}) were nulled as "
+                "invalid or out of range: check its type, constraints and missingValues"
+            )
+    if counters.one_time_of_day and counters.rows_valid > 1:
+        warnings.append(
+            f"every timestamp is at the same time of day in {contract.timestamp.timezone}: are "
+            "these dates without their time (in another column)?"
+        )
+    return warnings

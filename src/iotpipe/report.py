@@ -37,6 +37,7 @@ class IngestReport:
     outputs: dict[str, str] = field(default_factory=dict)  # rejects / report / quarantine URLs
     source_missing: bool = False  # the object was gone: nothing to quarantine
     matched: dict[str, Any] | None = None  # what a "skipped" version matched in the ledger
+    warnings: list[str] = field(default_factory=list)  # a contract that looks wrong
     started: float = field(default_factory=time.perf_counter, repr=False)
 
     def end(self, status: Status, error: str | None = None) -> IngestReport:
@@ -75,6 +76,7 @@ class IngestReport:
                 for r in self.rejected_sample
             ],
             "error": self.error,
+            "warnings": list(self.warnings),
             "matched": self.matched,
             "seconds": round(self.seconds, 3),
             "outputs": dict(self.outputs),

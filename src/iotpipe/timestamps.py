@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import polars as pl
 
+from iotpipe.contract.formats import chrono_format, has_offset
 from iotpipe.contract.schema import Ambiguous
 from iotpipe.times import EPOCH_MS_THRESHOLD
 
@@ -88,9 +89,15 @@ def timestamp_expr(raw: pl.Expr, timezone: str = UTC, ambiguous: Ambiguous = "ea
 
 
 def parse_timestamps(
-    raw: pl.Series, timezone: str = UTC, ambiguous: Ambiguous = "earliest"
+    raw: pl.Series,
+    timezone: str = UTC,
+    ambiguous: Ambiguous = "earliest",
+    formats: tuple[str, ...] = (),
 ) -> pl.Series:
     """Parse trimmed timestamp strings exactly as `timestamp_expr` does, faster.
+
+    With ``formats`` (the contract's ``timestamp.format``), only those are tried, in order
+    (`parse_formatted`).
 
     Epoch numbers and the canonical ISO shapes (`CANONICAL_PATTERN`: what most files hold)
     are read by Polars' strptime in one pass; only the rows that pass neither (other
@@ -104,12 +111,16 @@ def parse_timestamps(
         Trimmed strings.
     timezone, ambiguous
         How naive times are read (see `timestamp_expr`).
+    formats
+        strftime-style formats (`iotpipe.contract.formats`); none: ISO 8601 and epoch.
 
     Returns
     -------
     pl.Series
         Naive UTC ``Datetime('us')``, null where unparseable.
     """
+    if formats:
+        return parse_formatted(raw, formats, timezone, ambiguous)
     text = pl.col("raw")
     spaced = pl.col("spaced")
     aware = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us")
@@ -136,7 +147,40 @@ def parse_timestamps(
     return fast
 
 
-def local_time_faults(raw: pl.Series, timezone: str) -> pl.Series:
+def parse_formatted(
+    raw: pl.Series, formats: tuple[str, ...], timezone: str = UTC, ambiguous: Ambiguous = "earliest"
+) -> pl.Series:
+    """Parse trimmed strings with strftime-style formats, vectorised; the first that reads wins.
+
+    Parameters
+    ----------
+    raw
+        Trimmed strings.
+    formats
+        Valid formats (`iotpipe.contract.formats.format_problem` says which are), tried in
+        order. A format with ``%z`` reads the offset; the others are naive times in
+        ``timezone``.
+    timezone, ambiguous
+        How naive times are read (see `timestamp_expr`).
+
+    Returns
+    -------
+    pl.Series
+        Naive UTC ``Datetime('us')``, null where no format reads the text.
+    """
+    text = pl.col("raw")
+    tries = []
+    for fmt in formats:
+        parsed = text.str.to_datetime(chrono_format(fmt), strict=False, time_unit="us")
+        if has_offset(fmt):
+            tries.append(parsed.dt.convert_time_zone(UTC).dt.replace_time_zone(None))
+        else:
+            tries.append(_as_utc(parsed, timezone, ambiguous))
+    frame = raw.alias("raw").to_frame()
+    return frame.select(pl.coalesce(tries).alias(raw.name)).to_series()
+
+
+def local_time_faults(raw: pl.Series, timezone: str, formats: tuple[str, ...] = ()) -> pl.Series:
     """Say why texts that do not parse in ``timezone`` fail, when the zone is the reason.
 
     Parameters
@@ -145,6 +189,8 @@ def local_time_faults(raw: pl.Series, timezone: str) -> pl.Series:
         Trimmed strings that `parse_timestamps` left null (only those: it costs a parse).
     timezone
         The zone of naive times.
+    formats
+        The contract's timestamp formats (none: ISO 8601 and epoch).
 
     Returns
     -------
@@ -156,8 +202,9 @@ def local_time_faults(raw: pl.Series, timezone: str) -> pl.Series:
         return pl.Series(raw.name, [None] * raw.len(), dtype=pl.String)
     checks = pl.DataFrame(
         {
-            "readable": parse_timestamps(raw, UTC).is_not_null(),  # a wall-clock time at all
-            "exists": parse_timestamps(raw, timezone, "earliest").is_not_null(),
+            # a wall-clock time at all
+            "readable": parse_timestamps(raw, UTC, formats=formats).is_not_null(),
+            "exists": parse_timestamps(raw, timezone, "earliest", formats).is_not_null(),
         }
     )
     return checks.select(

@@ -32,6 +32,17 @@ def null_markers(name: str, markers: frozenset[str]) -> pl.Expr:
     return pl.when(missing).then(None).otherwise(trimmed).alias(name)
 
 
+def null_sentinels(name: str, sentinels: tuple[float, ...]) -> pl.Expr:
+    """Null a trimmed numeric column's values that equal a numeric missing marker.
+
+    The value is compared, not the text, with either decimal mark: ``-200`` matches
+    ``-200``, ``-200.0``, ``-200,0`` and ``-2e2``.
+    """
+    text = pl.col(name)
+    number = text.str.replace(",", ".", literal=True).cast(pl.Float64, strict=False)
+    return pl.when(number.is_in(list(sentinels))).then(None).otherwise(text).alias(name)
+
+
 @functools.cache
 def marker_spellings(markers: frozenset[str]) -> list[str] | None:
     """Every string whose lowercase is one of ``markers``; None when that is not practical.

@@ -221,7 +221,7 @@ def test_missing_required_column_fails_the_file(stack: LocalStack, mariadb_url: 
     result = handler(_sqs_event(_notification(stack, key), "x"), LocalContext())
     assert result == {"batchItemFailures": []}  # failed as a whole: acknowledged
     error = scalar(mariadb_url, "SELECT error FROM iotpipe_ledger")
-    assert "required column(s) missing: ts (timestamp)" in error
+    assert "required column(s) missing: 'timestamp' (timestamp.source)" in error
     assert keys(stack, "quarantine/") == [f"quarantine/{key}"]
 
 

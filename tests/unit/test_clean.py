@@ -117,7 +117,7 @@ def test_each_reject_reason_in_priority_order() -> None:
         (11, "no_measurements"),
         (12, "malformed_row"),
     ]
-    assert rejected[3].detail == "unparseable timestamp soon"
+    assert rejected[3].detail == "unparseable timestamp soon (column 'time')"
     assert rejected[7].detail == "mode: invalid value y"
     assert rejected[6].record == "d,2024-01-01,1,a,,x"
     assert clean.height == 2

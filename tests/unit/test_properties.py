@@ -19,6 +19,7 @@ from iotpipe.errors import SourceFormatError
 from iotpipe.readers import open_records
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from iotpipe.values import marker_spellings
+from tests.budget import examples
 from tests.unit.helpers import NOW, contract
 
 REASONS = {
@@ -111,14 +112,15 @@ def csv_files(draw: st.DrawFn) -> CsvFile:
         if draw(st.booleans()) and draw(st.booleans()):
             out.write("\n")  # a blank line: not a row
         text = out.getvalue()
-        starts.append(text.count("\n") + 1)
-        offsets.append(len(text.encode(encoding)))
+        if any(value.strip() for value in row):  # every field empty (",,,"): a blank line
+            starts.append(text.count("\n") + 1)
+            offsets.append(len(text.encode(encoding)))
         writer.writerow(row)
     out.write(draw(st.sampled_from(["", "\n", "\n\n", "\r\n  \r\n"])))
     return CsvFile(out.getvalue().encode(encoding), delimiter, encoding, starts, offsets, header)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.integers(min_value=1, max_value=50))
 def test_csv_every_row_accounted(file: CsvFile, batch_rows: int) -> None:
     counters, stored, lines = run(file.data, file.contract(), batch_rows)
@@ -132,7 +134,7 @@ def test_csv_every_row_accounted(file: CsvFile, batch_rows: int) -> None:
     assert stored.height == counters.rows_valid  # one stored row per valid key
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.data())
 def test_truncated_csv_is_accounted(file: CsvFile, data: st.DataObject) -> None:
     # Cut anywhere after the header (a cut header fails the file as a whole: a reader test).
@@ -142,7 +144,7 @@ def test_truncated_csv_is_accounted(file: CsvFile, data: st.DataObject) -> None:
     if started:  # the last record begun may be cut to nothing but blanks: then it is no row
         partial = file.data[started[-1] : cut].decode(file.encoding, errors="replace")
         fields = list(csv.reader(io.StringIO(partial, newline=""), delimiter=file.delimiter))
-        if all(not f or (len(f) == 1 and not f[0].strip()) for f in fields):
+        if not any(value.strip() for record in fields for value in record):
             expected -= 1
     counters, _, lines = run(file.data[:cut], file.contract(), 7)
     event(
@@ -188,7 +190,7 @@ def ndjson_files(draw: st.DrawFn) -> tuple[bytes, int]:
     return ("\n".join([head, *lines]) + "\n").encode("utf-8"), records + 1
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=examples(150), deadline=None)
 @given(ndjson_files(), st.integers(min_value=1, max_value=20))
 def test_ndjson_every_line_accounted(file: tuple[bytes, int], batch_rows: int) -> None:
     data, records = file
@@ -198,7 +200,7 @@ def test_ndjson_every_line_accounted(file: tuple[bytes, int], batch_rows: int) -
     assert_accounted(counters, lines)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=examples(100), deadline=None)
 @given(
     st.binary(max_size=2000),
     st.sampled_from([b"", b"id,time,v\n", b'{"id": "a", "time": 1}\n', b"\x1f\x8b"]),
@@ -236,7 +238,7 @@ def _flatten(file: CsvFile, fast: bool, batch_rows: int) -> tuple[Any, ...]:
     return lines, values, sorted(rejected), records
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(200), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.integers(min_value=1, max_value=50))
 def test_polars_chunks_read_exactly_like_the_csv_module(file: CsvFile, batch_rows: int) -> None:
     slow = _flatten(file, False, batch_rows)
@@ -249,14 +251,14 @@ def test_polars_chunks_read_exactly_like_the_csv_module(file: CsvFile, batch_row
 
 
 @pytest.mark.slow
-@settings(max_examples=3000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(3000), deadline=None, suppress_health_check=list(HealthCheck))
 @given(csv_files(), st.integers(min_value=1, max_value=50))
 def test_polars_chunks_equal_the_csv_module_long(file: CsvFile, batch_rows: int) -> None:
     test_polars_chunks_read_exactly_like_the_csv_module.hypothesis.inner_test(file, batch_rows)  # type: ignore[attr-defined]
 
 
 @pytest.mark.slow
-@settings(max_examples=2000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(2000), deadline=None, suppress_health_check=list(HealthCheck))
 @given(csv_files(), st.integers(min_value=1, max_value=50))
 def test_csv_every_row_accounted_long(file: CsvFile, batch_rows: int) -> None:
     test_csv_every_row_accounted.hypothesis.inner_test(file, batch_rows)  # type: ignore[attr-defined]
@@ -301,7 +303,7 @@ def timestamp_texts(draw: st.DrawFn) -> str:
     return text + draw(st.sampled_from(["", "", "x", " "]))
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=examples(400), deadline=None)
 @given(
     st.lists(timestamp_texts(), min_size=1, max_size=30),
     st.sampled_from(["UTC", "Europe/London", "America/St_Johns", "Asia/Kathmandu"]),
@@ -315,7 +317,7 @@ def test_fast_timestamps_equal_the_general_parser(texts: list[str], timezone: st
 MARKER_TEXT = st.text(alphabet="naNAulLoOe/-?kK\u212a\u0130\u0131 \t", max_size=6)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=examples(300), deadline=None)
 @given(
     st.lists(MARKER_TEXT, max_size=40),
     st.frozensets(st.text(alphabet="nauloe/-?k ", max_size=5), max_size=6),

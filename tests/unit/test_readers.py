@@ -92,7 +92,7 @@ def test_batches_are_bounded() -> None:
 def test_missing_required_column_fails_the_file() -> None:
     with pytest.raises(MissingColumnError) as info:
         read_all(b"id,v,kind\nd1,1,a\n")
-    assert "ts (time)" in str(info.value)
+    assert "'time' (timestamp.source)" in str(info.value)
     assert info.value.available == ["id", "v", "kind"]
 
 

@@ -43,6 +43,9 @@ def existing_file(source: str) -> Path:
 def print_report(body: dict[str, Any], as_json: bool) -> int:
     """Print a quality report (JSON, or for a terminal) and return the exit code it means."""
     print(json.dumps(body) if as_json or "rows_read" not in body else format_report(body))
+    if as_json:  # the JSON goes to a program; the person at the terminal still sees these
+        for warning in body.get("warnings", []):
+            print(f"warning: {warning}", file=sys.stderr)
     return EXIT_OK if body["status"] != "failed" else EXIT_FAILED
 
 
@@ -93,6 +96,7 @@ def format_report(body: dict[str, Any]) -> str:
     ]
     if body["error"]:
         lines.append(f"  error: {body['error']}")
+    lines += [f"  WARNING: {warning}" for warning in body.get("warnings", [])]
     lines += [
         f"  rows read       {body['rows_read']:>12,}",
         f"  rows valid      {body['rows_valid']:>12,}   (distinct device/timestamp keys)",

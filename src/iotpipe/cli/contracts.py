@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +53,14 @@ def _sample(args: argparse.Namespace) -> int:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from iotpipe.infer import infer_contract_yaml
+    from iotpipe.infer import infer_draft
 
     if not args.file.is_file():
         raise IotpipeError(f"no such file: {args.file}")
     with args.file.open("rb") as stream:
-        print(infer_contract_yaml(stream, name=args.name or args.file.name), end="")
+        draft = infer_draft(stream, name=args.name or args.file.name, path=str(args.file))
+    print(draft.yaml(), end="")
+    print("\n".join(f"infer: {note}" for note in draft.notes), file=sys.stderr)
     return EXIT_OK
 
 

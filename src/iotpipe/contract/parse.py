@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from iotpipe.contract.formats import format_problem
 from iotpipe.contract.limits import check_engine_limits
 from iotpipe.contract.schema import (
     DEFAULT_DEVICE_ID_LENGTH,
@@ -147,7 +148,7 @@ def contract_from_dict(doc: Mapping[str, Any]) -> DataContract:
         doc.get("missingValues", list(DEFAULT_MISSING_VALUES)), "missingValues"
     )
     dialect = _dialect(doc.get("dialect", {}))
-    device = _device_id(_required(doc, "device_id", ""), missing)
+    device, device_value, device_from_path = _device_id(_required(doc, "device_id", ""), missing)
     timestamp = _timestamp(_required(doc, "timestamp", ""))
     raw_fields = _required(doc, "fields", "")
     if not isinstance(raw_fields, list) or not raw_fields:
@@ -163,6 +164,8 @@ def contract_from_dict(doc: Mapping[str, Any]) -> DataContract:
         missing_values=missing,
         description=str(doc.get("description", doc.get("title", ""))),
         quality=_quality(doc.get("quality", {})),
+        device_value=device_value,
+        device_from_path=device_from_path,
     )
     _check_columns(contract)
     if dialect.columns is not None:
@@ -204,9 +207,7 @@ def _check_headerless(contract: DataContract, columns: tuple[str, ...]) -> None:
     known = {c.strip().casefold() for c in columns}
     for slot in contract.slots:
         if slot.required and not any(s.strip().casefold() in known for s in slot.sources):
-            raise ContractError(
-                "dialect.columns", f"no column for required {slot.name!r} ({slot.sources})"
-            )
+            raise ContractError("dialect.columns", f"no column for required {slot.describe()}")
 
 
 _DIALECT_KEYS = {
@@ -274,10 +275,12 @@ def _header_and_columns(doc: Mapping[str, Any]) -> tuple[bool, tuple[str, ...] |
     return header, tuple(columns)
 
 
-_DEVICE_KEYS = {"source", "maxLength", "description"}
+_DEVICE_KEYS = {"source", "value", "from_path", "maxLength", "description"}
+_DEVICE_ORIGINS = ("source", "value", "from_path")
 
 
-def _device_id(raw: Any, missing: frozenset[str]) -> Field:
+def _device_id(raw: Any, missing: frozenset[str]) -> tuple[Field, str | None, str | None]:
+    """Return the device id field, its constant (``value``) and its path regex (``from_path``)."""
     doc = {"source": raw} if isinstance(raw, str | list) else _mapping(raw, "device_id")
     _no_unknown_keys(doc, _DEVICE_KEYS, "device_id")
     max_length = _positive_int(
@@ -285,7 +288,12 @@ def _device_id(raw: Any, missing: frozenset[str]) -> Field:
     )
     if max_length > MAX_DEVICE_ID_LENGTH:
         raise ContractError("device_id.maxLength", f"must be at most {MAX_DEVICE_ID_LENGTH}")
-    return Field(
+    origins = [key for key in _DEVICE_ORIGINS if key in doc]
+    if len(origins) > 1:
+        raise ContractError("device_id", f"give one of source, value, from_path (not {origins})")
+    value = _device_value(doc["value"], max_length) if "value" in doc else None
+    from_path = _path_regex(doc["from_path"]) if "from_path" in doc else None
+    field = Field(
         name=DEVICE_ID,
         type="string",
         sources=_sources(doc.get("source", DEVICE_ID), "device_id.source"),
@@ -295,6 +303,30 @@ def _device_id(raw: Any, missing: frozenset[str]) -> Field:
         on_invalid="reject",
         description=str(doc.get("description", "")),
     )
+    return field, value, from_path
+
+
+def _device_value(raw: Any, max_length: int) -> str:
+    if isinstance(raw, bool) or not isinstance(raw, str | int):
+        raise ContractError("device_id.value", "must be a string (the device of every row)")
+    value = str(raw).strip()
+    if not value or len(value) > max_length:
+        raise ContractError("device_id.value", f"must be 1 to {max_length} characters")
+    return value
+
+
+def _path_regex(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw:
+        raise ContractError("device_id.from_path", "must be a regular expression")
+    try:
+        pattern = re.compile(raw)
+    except re.error as exc:
+        raise ContractError("device_id.from_path", f"not a regular expression: {exc}") from exc
+    if DEVICE_ID not in pattern.groupindex and pattern.groups != 1:
+        raise ContractError(
+            "device_id.from_path", "needs a group (?P<device_id>...) or exactly one group"
+        )
+    return raw
 
 
 _TIMESTAMP_KEYS = {
@@ -303,6 +335,7 @@ _TIMESTAMP_KEYS = {
     "earliest",
     "max_future",
     "ambiguous",
+    "format",
     "description",
     *TIMESTAMP_PARTS,
 }
@@ -343,13 +376,31 @@ def _timestamp(raw: Any) -> TimestampSpec:
     ambiguous = doc.get("ambiguous", "earliest")
     if ambiguous not in _AMBIGUOUS:
         raise ContractError("timestamp.ambiguous", f"must be one of {', '.join(_AMBIGUOUS)}")
+    formats = _formats(doc.get("format"))
+    if formats and "year" in parts:
+        raise ContractError("timestamp.format", "applies to 'source' or date[+time], not parts")
     return TimestampSpec(
         parts=parts,
         timezone=tz,
         earliest=dt.datetime(earliest.year, earliest.month, earliest.day),
         max_future=max_future,
         ambiguous=cast(Ambiguous, ambiguous),
+        formats=formats,
     )
+
+
+def _formats(raw: Any) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    items = [raw] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not items or not all(isinstance(f, str) for f in items):
+        raise ContractError("timestamp.format", "must be a format string or a list of them")
+    for i, text in enumerate(items):
+        where = "timestamp.format" if isinstance(raw, str) else f"timestamp.format[{i}]"
+        problem = format_problem(text)
+        if problem:
+            raise ContractError(where, f"{text!r}: {problem}")
+    return tuple(items)
 
 
 _FIELD_KEYS = {
@@ -482,9 +533,11 @@ def _sources(raw: Any, where: str) -> tuple[str, ...]:
 
 
 def _missing_values(raw: Any, where: str) -> frozenset[str]:
-    if not isinstance(raw, list) or not all(isinstance(v, str) for v in raw):
-        raise ContractError(where, "must be a list of strings")
-    return frozenset(v.strip().casefold() for v in raw)
+    if not isinstance(raw, list) or not all(
+        isinstance(v, str | int | float) and not isinstance(v, bool) for v in raw
+    ):
+        raise ContractError(where, "must be a list of strings (or numbers)")
+    return frozenset(str(v).strip().casefold() for v in raw)
 
 
 def _number(raw: Any, where: str) -> float | None:

@@ -36,14 +36,21 @@ def contract_to_dict(contract: DataContract) -> dict[str, Any]:
         doc["dialect"]["columns"] = list(dialect.columns)
     if dialect.max_record_bytes != DEFAULT_MAX_RECORD_BYTES:
         doc["dialect"]["max_record_bytes"] = dialect.max_record_bytes
-    doc["device_id"] = {
-        "source": _one_or_list(contract.device_id.sources),
-        "maxLength": contract.device_id.max_length,
-    }
+    device: dict[str, Any] = {}
+    if contract.device_value is not None:
+        device["value"] = contract.device_value
+    elif contract.device_from_path is not None:
+        device["from_path"] = contract.device_from_path
+    else:
+        device["source"] = _one_or_list(contract.device_id.sources)
+    device["maxLength"] = contract.device_id.max_length
+    doc["device_id"] = device
     ts = contract.timestamp
     ts_doc: dict[str, Any] = {}
     for part, sources in ts.parts.items():
         ts_doc["source" if part == "value" else part] = _one_or_list(sources)
+    if ts.formats:
+        ts_doc["format"] = _one_or_list(ts.formats)
     ts_doc["timezone"] = ts.timezone
     ts_doc["earliest"] = ts.earliest.date().isoformat()
     ts_doc["max_future"] = f"{int(ts.max_future.total_seconds())}s"

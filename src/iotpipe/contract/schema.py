@@ -15,10 +15,13 @@ use them as SQL identifiers), and `iotpipe.contract.render` writes them back.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
+
+from iotpipe.errors import ContractMismatchError
 
 FieldType = Literal["string", "number", "integer", "boolean", "datetime", "category"]
 OnInvalid = Literal["null", "reject"]
@@ -103,6 +106,18 @@ class Field:
         return {value: f"{self.name}_{slug(value)}" for value in self.enum}
 
     @property
+    def sentinels(self) -> tuple[float, ...]:
+        """The missing-value markers of a number or integer field that are numbers.
+
+        Such a marker matches the value, not the text: ``-200`` also matches ``-200.0``,
+        ``-200,0`` (decimal comma) and ``-2e2``.
+        """
+        if self.type not in ("number", "integer"):
+            return ()
+        numbers = {as_number(m) for m in self.missing_values}
+        return tuple(sorted(n for n in numbers if n is not None))
+
+    @property
     def code_column(self) -> str | None:
         """Name of the integer code column of a categorical field."""
         return f"{self.name}_code" if self.type == "category" else None
@@ -117,6 +132,7 @@ class TimestampSpec:
     earliest: dt.datetime = dt.datetime(2000, 1, 1)
     max_future: dt.timedelta = dt.timedelta(days=1)
     ambiguous: Ambiguous = "earliest"  # a repeated local hour (clocks going back)
+    formats: tuple[str, ...] = ()  # strftime-style, tried in order; () = ISO 8601 and epoch
 
     @property
     def is_single(self) -> bool:
@@ -151,6 +167,12 @@ class Slot:
     name: str
     sources: tuple[str, ...]
     required: bool
+    key: str = ""  # the contract key that names the sources (for messages)
+
+    def describe(self) -> str:
+        """Name the source column(s) and the contract key, e.g. ``'Date' (timestamp.date)``."""
+        columns = " or ".join(repr(s) for s in self.sources)
+        return f"{columns} ({self.key})" if self.key else columns
 
 
 @dataclass(frozen=True)
@@ -166,15 +188,26 @@ class DataContract:
     missing_values: frozenset[str] = frozenset(v.casefold() for v in DEFAULT_MISSING_VALUES)
     description: str = ""
     quality: Quality = field(default_factory=Quality)
+    device_value: str | None = None  # device_id.value: every row's device (one-device files)
+    device_from_path: str | None = None  # device_id.from_path: a regex on the key or path
+
+    @property
+    def device_in_rows(self) -> bool:
+        """True when each record carries its device id (not a constant, not the path)."""
+        return self.device_value is None and self.device_from_path is None
 
     @property
     def slots(self) -> list[Slot]:
         """Raw values to extract per record: device id, timestamp part(s), then each field."""
-        slots = [Slot(DEVICE_ID, self.device_id.sources, required=True)]
+        slots = []
+        if self.device_in_rows:
+            slots.append(Slot(DEVICE_ID, self.device_id.sources, True, "device_id.source"))
         for part, sources in self.timestamp.parts.items():
-            name = TS if part == "value" else f"{TS}.{part}"
-            slots.append(Slot(name, sources, required=True))
-        slots.extend(Slot(f.name, f.sources, required=f.required) for f in self.fields)
+            name, key = (TS, "source") if part == "value" else (f"{TS}.{part}", part)
+            slots.append(Slot(name, sources, True, f"timestamp.{key}"))
+        slots.extend(
+            Slot(f.name, f.sources, f.required, f"fields[{f.name}].source") for f in self.fields
+        )
         return slots
 
     @property
@@ -192,6 +225,42 @@ class DataContract:
         """Categorical fields."""
         return tuple(f for f in self.fields if f.type == "category")
 
+    def for_source(self, source: str) -> DataContract:
+        """Return the contract for one source: ``device_id.from_path`` resolved on its path.
+
+        Parameters
+        ----------
+        source
+            The source's name: a local path, or an ``s3://bucket/key`` URL (the regex is
+            searched in the key).
+
+        Returns
+        -------
+        DataContract
+            This contract, with ``device_value`` taken from the path when the device comes
+            from it.
+
+        Raises
+        ------
+        ContractMismatchError
+            The path does not match, or what it matched is not a valid device id.
+        """
+        if self.device_from_path is None:
+            return self
+        path = source_path(source)
+        match = re.search(self.device_from_path, path)
+        value = _path_device(match) if match else None
+        if not value:
+            raise ContractMismatchError(
+                f"device_id.from_path {self.device_from_path!r} finds no device id in {path!r}"
+            )
+        if len(value) > self.device_id_length:
+            raise ContractMismatchError(
+                f"device id {value[:40]!r}... from the path is longer than "
+                f"{self.device_id_length} characters (device_id.maxLength)"
+            )
+        return replace(self, device_value=value, device_from_path=None)
+
     @property
     def numeric_fields(self) -> tuple[Field, ...]:
         """Number and integer fields (the ones retrieval summarises)."""
@@ -205,6 +274,34 @@ class DataContract:
             columns.append(f"{f.name}_code")
             columns.extend(f.onehot_columns.values())
         return columns
+
+
+_NUMBER = re.compile(r"\A[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?\Z")
+
+
+def as_number(text: str) -> float | None:
+    """Read a marker as a finite number (``.`` or ``,`` as the decimal mark); None if it is not."""
+    text = text.strip()
+    if not _NUMBER.match(text):
+        return None
+    value = float(text.replace(",", "."))
+    return value if math.isfinite(value) else None
+
+
+def source_path(source: str) -> str:
+    """Return the part of a source name ``device_id.from_path`` is matched on.
+
+    The key of an ``s3://bucket/key`` URL; a local path as given, with ``/`` separators.
+    """
+    if source.startswith("s3://"):
+        return source[len("s3://") :].partition("/")[2]
+    return source.replace("\\", "/")
+
+
+def _path_device(match: re.Match[str]) -> str:
+    groups = match.re.groupindex
+    value = match.group(DEVICE_ID) if DEVICE_ID in groups else match.group(1)
+    return (value or "").strip()
 
 
 def slug(value: str) -> str:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import polars as pl
 
 from iotpipe.infer.columns import PARSE_SHARE, Profile
-from iotpipe.timestamps import timestamp_expr
+from iotpipe.timestamps import parse_formatted, timestamp_expr
 
 ID_WORDS = frozenset({"id", "uid", "uuid", "guid", "eui", "serial", "sn", "mac", "imei", "iccid"})
 THING_WORDS = frozenset(
@@ -36,10 +36,10 @@ PART_RANGES = {
 }
 YEAR_RANGE = (1970, 2100)
 MAX_PART = 59  # the largest month, day, hour, minute or second
-DATE_ONLY = re.compile(r"^\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}$")
-TIME_ONLY = re.compile(r"^\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?$")
 MAX_PART_COLUMNS = 6  # composite timestamps are searched among at most this many columns
 ORDERED_SHARE = 0.9
+KEYED_SHARE = 0.99  # records the timestamp alone tells apart, for it to key the file alone
+MIN_ID = 3  # characters of the shortest constant text taken for a device name
 
 
 @dataclass
@@ -48,6 +48,9 @@ class TimeChoice:
 
     parts: dict[str, str]  # {"source": column} or {"date": ..., "time": ...} or year/month/...
     instants: list[dt.datetime | None]
+    format: str | None = None  # timestamp.format, where today's rules do not read it
+    date_only: bool = False  # a date without a time of day
+    note: str = ""  # why the format may be wrong
 
     @property
     def columns(self) -> set[str]:
@@ -66,11 +69,17 @@ def words(source: str) -> list[str]:
 
 
 def choose_timestamp(profiles: Sequence[Profile]) -> TimeChoice | None:
-    """Return the best timestamp of the sample, or None when nothing looks like one."""
+    """Return the best timestamp of the sample, or None when nothing looks like one.
+
+    A date alone is never chosen when a date and a time column read together.
+    """
     choices: list[TimeChoice | None] = [
         _single(p) for p in profiles if p.kind in ("datetime", "epoch") and p.present
     ]
-    choices += _date_and_time(profiles)
+    combined = _date_and_time(profiles)
+    if any(c is not None for c in combined):
+        choices = [c for c in choices if c is not None and not c.date_only]
+    choices += combined
     choices += _composites(profiles)
     scored = [(c, _time_score(c, profiles)) for c in choices if c is not None]
     if not scored:
@@ -81,7 +90,13 @@ def choose_timestamp(profiles: Sequence[Profile]) -> TimeChoice | None:
 def choose_device(
     profiles: Sequence[Profile], time: TimeChoice | None
 ) -> tuple[Profile | None, float]:
-    """Return the column most likely to be the device id (None when none fits) and its score."""
+    """Return the column that is the device id (None when none is) and its score.
+
+    A column that says it is an id - an id or thing word in its name, or one text value
+    throughout (one device's file) - is a candidate; so is one that tells apart at least
+    half the records the timestamp alone cannot. When the timestamp alone keys the records,
+    any other column would be a guess, and none is taken.
+    """
     used = time.columns if time is not None else set()
     rows = len(profiles[0].values) if profiles else 0
     candidates = [
@@ -95,8 +110,49 @@ def choose_device(
     if not candidates:
         return None, 0.0
     instants = time.instants if time is not None else [None] * rows
-    scored = [(p, _device_score(p, instants)) for p in candidates]
+    alone = _key_share(None, instants)
+    plausible = [
+        p
+        for p in candidates
+        if _says_it_is_an_id(p)
+        or (alone < KEYED_SHARE and _key_share(p, instants) >= (1 + alone) / 2)
+    ]
+    if not plausible:
+        return None, 0.0
+    scored = [(p, _device_score(p, instants)) for p in plausible]
     return max(scored, key=lambda pair: pair[1])
+
+
+def _key_share(p: Profile | None, instants: Sequence[dt.datetime | None]) -> float:
+    """Share of the timed records that the timestamp - with the column, if given - tells apart."""
+    values = p.texts().to_list() if p is not None else [None] * len(instants)
+    keyed = [(v, t) for v, t in zip(values, instants, strict=True) if t is not None]
+    return len(set(keyed)) / len(keyed) if keyed else 0.0
+
+
+def _says_it_is_an_id(p: Profile) -> bool:
+    """Say whether the column says it is an id: by its name, or one text value throughout."""
+    name = set(words(p.source))
+    if name & (ID_WORDS | THING_WORDS):
+        return True
+    return p.kind == "string" and p.distinct == 1 and len(p.texts().drop_nulls()[0]) >= MIN_ID
+
+
+def device_from_path(path: str) -> str | None:
+    """Return a ``device_id.from_path`` regex when the path names a device, or None.
+
+    A directory named for devices (``devices/<id>/``, ``sensors/<id>/``...) or a partition
+    ``device=<id>/`` (an id or thing word before ``=``).
+    """
+    segments = path.replace("\\", "/").split("/")[:-1]
+    for i, segment in enumerate(segments):
+        key, eq, value = segment.partition("=")
+        if eq and value and set(words(key)) & (ID_WORDS | THING_WORDS):
+            return f"(?:^|/){re.escape(key)}=(?P<device_id>[^/]+)/"
+        singular = segment.lower().removesuffix("s")
+        if i + 1 < len(segments) and singular in THING_WORDS and segments[i + 1]:
+            return f"(?:^|/){re.escape(segment)}/(?P<device_id>[^/]+)/"
+    return None
 
 
 # --------------------------------------------------------------------------------------------
@@ -104,34 +160,47 @@ def choose_device(
 # --------------------------------------------------------------------------------------------
 
 
-def _instants(texts: Iterable[str | None]) -> list[dt.datetime | None]:
+def _instants(texts: Iterable[str | None], fmt: str | None = None) -> list[dt.datetime | None]:
     series = pl.Series("v", list(texts), dtype=pl.String)
+    if fmt is not None:
+        return list(parse_formatted(series, (fmt,)).to_list())
     return list(series.to_frame().select(timestamp_expr(pl.col("v"))).to_series().to_list())
 
 
 def _single(p: Profile) -> TimeChoice:
-    return TimeChoice({"source": p.source}, _instants(p.texts().to_list()))
+    fmt = p.time_format if p.kind == "datetime" and _needs_format(p) else None
+    instants = _instants(p.texts().to_list(), fmt)
+    return TimeChoice({"source": p.source}, instants, fmt, p.date_only, p.note)
+
+
+def _needs_format(p: Profile) -> bool:
+    """Say whether today's rules (ISO 8601, epoch) fail to read the column."""
+    texts = p.texts().drop_nulls()
+    read = texts.to_frame("v").select(timestamp_expr(pl.col("v"))).to_series().is_not_null()
+    return bool(read.sum() < PARSE_SHARE * max(texts.len(), 1))
 
 
 def _date_and_time(profiles: Sequence[Profile]) -> list[TimeChoice | None]:
     """Separate date and time columns, where they read as one timestamp together."""
-    dates = [p for p in profiles if p.kind == "datetime" and _all_match(p, DATE_ONLY)]
-    times = [p for p in profiles if p.kind == "string" and p.present and _all_match(p, TIME_ONLY)]
+    dates = [p for p in profiles if p.kind == "datetime" and p.date_only and p.time_format]
+    times = [p for p in profiles if p.kind == "time" and p.present and p.time_format]
     choices: list[TimeChoice | None] = []
     for date, time in itertools.product(dates, times):
         joined = [
             f"{d} {t}" if d is not None and t is not None else None
             for d, t in zip(date.texts().to_list(), time.texts().to_list(), strict=True)
         ]
-        instants = _instants(joined)
+        fmt: str | None = f"{date.time_format} {time.time_format}"
+        instants = _instants(joined)  # today's rules first: no format needed when they read it
+        if sum(i is not None for i in instants) < PARSE_SHARE * max(date.present, 1):
+            instants = _instants(joined, fmt)
+        else:
+            fmt = None
         if sum(i is not None for i in instants) >= PARSE_SHARE * max(date.present, 1):
-            choices.append(TimeChoice({"date": date.source, "time": time.source}, instants))
+            note = "; ".join(n for n in (date.note, time.note) if n)
+            parts = {"date": date.source, "time": time.source}
+            choices.append(TimeChoice(parts, instants, fmt, note=note))
     return choices
-
-
-def _all_match(p: Profile, pattern: re.Pattern[str]) -> bool:
-    texts = [t for t in p.texts().to_list() if t is not None]
-    return bool(texts) and all(pattern.match(t) for t in texts)
 
 
 def _composites(profiles: Sequence[Profile]) -> list[TimeChoice | None]:

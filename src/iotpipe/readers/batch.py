@@ -150,7 +150,7 @@ def resolve_slots(slots: Iterable[Slot], names: Sequence[str]) -> dict[str, int]
                 break
         else:
             if slot.required:
-                missing.append(f"{slot.name} ({' | '.join(slot.sources)})")
+                missing.append(slot.describe())
     if missing:
         raise MissingColumnError(missing, [n.strip() for n in names])
     return resolved

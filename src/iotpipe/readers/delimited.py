@@ -23,6 +23,7 @@ from iotpipe.readers.streams import SNIFF_BYTES, UTF8_BOM, chained, text_stream
 
 SNIFF_DELIMITERS = ",;\t|"
 SNIFF_LINES = 50
+CONSISTENT_SHARE = 0.9  # lines that must split alike for a space to be the delimiter
 
 
 @dataclass(frozen=True)
@@ -74,7 +75,9 @@ def sniff_delimiter(sample: str) -> str:
     Returns
     -------
     str
-        The delimiter among ``, ; TAB |`` that splits the lines most consistently, or ``,``.
+        The delimiter among ``, ; TAB |`` that splits the lines most consistently; a single
+        space when none of those splits nine lines in ten alike but spaces do (loggers that
+        write ``date time id value ...``); else ``,``.
     """
     # Judge each candidate by how many lines split into as many fields as the first (the
     # header) does; ties go to the candidate that splits the first line most. The stdlib
@@ -88,6 +91,11 @@ def sniff_delimiter(sample: str) -> str:
         share = sum(line.count(candidate) == first for line in lines) / len(lines)
         if (share, first) > best_score:
             best, best_score = candidate, (share, first)
+    spaces = lines[0].count(" ") if lines else 0
+    if spaces and best_score[0] < CONSISTENT_SHARE:
+        share = sum(line.count(" ") == spaces for line in lines) / len(lines)
+        if share >= CONSISTENT_SHARE:
+            return " "
     if best:
         return best
     try:
@@ -125,7 +133,8 @@ def _resolve_header(
     resolved = resolve_slots(contract.slots, header)
     state.columns.extend(h.strip() for h in header)
     used = set(resolved.values())
-    state.unknown.update(h.strip() for i, h in enumerate(header) if i not in used)
+    # Unnamed columns (a trailing delimiter on every line) are no one's data.
+    state.unknown.update(h.strip() for i, h in enumerate(header) if i not in used and h.strip())
     state.absent.update(s.name for s in contract.slots if s.name not in resolved)
     return resolved
 
@@ -214,7 +223,11 @@ def _python_batches(
 
 
 def _records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
-    """Yield ``(start line, fields, "")`` per non-blank record, or ``(start, None, error)``."""
+    """Yield ``(start line, fields, "")`` per non-blank record, or ``(start, None, error)``.
+
+    A record is blank when every field is empty or whitespace: an empty line, or a line of
+    nothing but delimiters (what spreadsheets export below the data).
+    """
     line_no = reader.line_num
     while True:
         start = line_no + 1
@@ -229,7 +242,7 @@ def _records(reader: Any) -> Iterator[tuple[int, list[str] | None, str]]:
             yield start, None, f"CSV error: {exc}"
             continue
         line_no = reader.line_num
-        if row and not (len(row) == 1 and not row[0].strip()):
+        if any(v.strip() for v in row):  # a record of empty fields (";;;;") is a blank line
             yield start, row, ""
 
 

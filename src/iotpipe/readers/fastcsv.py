@@ -154,11 +154,13 @@ def parse_chunk(
         lines = pl.concat([single, joined]).sort("__record").drop("__record")
     if has_cr:
         lines = lines.with_columns(pl.col("__raw").str.strip_chars_end("\r"))
-    lines = lines.select("__line", "__raw", "__q").filter(
-        # Blank as the csv module sees it: no delimiter and nothing but whitespace.
-        pl.col("__raw").str.contains(delimiter, literal=True) | pl.col("__raw").str.contains(r"\S")
-    )
     q, d = re.escape(quotechar), re.escape(delimiter)
+    # Blank records (every field empty: an empty line, ";;;;") are no rows. Lines of nothing
+    # but whitespace and delimiters are dropped here; with quotes too they might be blank
+    # ("";""), so the csv module judges them (below).
+    lines = lines.select("__line", "__raw", "__q").filter(
+        pl.col("__raw").str.contains(rf"[^\s{d}]")
+    )
     field = rf"{q}(?:[^{q}]|{q}{q})*{q}"  # a quoted field; doubled quotes inside
     plain = rf"[^{q}{d}]*"
     regular = rf"^(?:{field}|{plain})(?:{d}(?:{field}|{plain}))*$"
@@ -175,7 +177,8 @@ def parse_chunk(
         fields = fields.scatter(quoted_at, unquoted.str.count_matches(delimiter, literal=True) + 1)
     lines = lines.with_columns(fields.alias("__fields"))
     names = [f"c{i}" for i in range(width)]
-    fitting = pl.col("__fields") == width
+    maybe_blank = pl.col("__raw").str.contains(rf"^[\s{d}{q}]*$")
+    fitting = (pl.col("__fields") == width) & ~maybe_blank
     parsed = _polars_rows(lines.filter(fitting), names, delimiter, quotechar)
     if parsed is None:
         return None
@@ -211,13 +214,13 @@ def _polars_rows(
 def _python_rows(
     lines: pl.DataFrame, names: list[str], delimiter: str, quotechar: str, width: int
 ) -> tuple[pl.DataFrame, list[tuple[int, list[str], str]]]:
-    """Judge the lines whose field count differs from the header's, as the csv module does."""
+    """Judge, as the csv module does, the lines the fast path cannot: ragged or maybe blank."""
     good: list[tuple[int, list[str], str]] = []
     ragged: list[tuple[int, list[str], str]] = []
     for line, raw in lines.select("__line", "__raw").iter_rows():
         fields = next(csv.reader([raw], delimiter=delimiter, quotechar=quotechar), [])
-        if not fields or (len(fields) == 1 and not fields[0].strip()):
-            continue  # blank once parsed (a quoted empty string alone, say)
+        if not any(v.strip() for v in fields):
+            continue  # blank once parsed (quoted empty strings, say)
         if len(fields) < width or any(v.strip() for v in fields[width:]):
             ragged.append((line, fields, raw))
         else:
