@@ -7,6 +7,7 @@ chosen from the values (`iotpipe.infer.keys`), not from known column names.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -112,7 +113,7 @@ def _draft(name: str, columns: list[Profile], dialect: dict[str, Any], path: str
     timestamp = _timestamp_doc(time, notes)
     device, _ = choose_device(columns, time)
     stem = _stem(path or name)
-    device_doc = _device_doc(device, time, path, stem, notes)
+    device_doc = _device_doc(device, columns, path, stem, notes)
     used = {device.source} if device is not None else set()
     used |= time.columns if time is not None else set()
     fields: list[dict[str, Any]] = []
@@ -170,7 +171,11 @@ def _timestamp_doc(time: TimeChoice | None, notes: list[str]) -> dict[str, Any]:
 
 
 def _device_doc(
-    device: Profile | None, time: TimeChoice | None, path: str | None, stem: str, notes: list[str]
+    device: Profile | None,
+    columns: list[Profile],
+    path: str | None,
+    stem: str,
+    notes: list[str],
 ) -> dict[str, Any]:
     if device is not None:
         notes.append(f"device_id: {device.source!r} ({device.distinct:,} distinct in the sample)")
@@ -183,6 +188,15 @@ def _device_doc(
         f"device_id: no column is a device id; every row is device {stem!r} (the file name)"
         " - set device_id.value, or from_path if the path names the device"
     )
+    # Columns that could still be one (a mote id in a headerless file, say): named, not taken.
+    maybe = [
+        c
+        for c in columns
+        if c.kind in ("string", "integer") and 1 < c.distinct <= math.isqrt(c.present)
+    ]
+    if maybe:
+        shown = ", ".join(f"{c.source!r} ({c.distinct:,} values)" for c in maybe[:3])
+        notes.append(f"device_id: if the file holds several devices, one of {shown} may be it")
     return {"value": stem[:MAX_DEVICE_ID_LENGTH]}
 
 
@@ -198,8 +212,8 @@ def _field_doc(name: str, c: Profile) -> dict[str, Any]:
             doc["missingValues"] = [*DEFAULT_MISSING_VALUES, *c.sentinels]
     elif c.kind == "epoch":
         doc["type"] = "datetime"
-    elif c.kind in ("boolean", "datetime"):
-        doc["type"] = c.kind
+    elif c.kind == "boolean" or (c.kind == "datetime" and c.iso):
+        doc["type"] = c.kind  # (times that need a format stay text: fields have no format)
     elif c.distinct <= CATEGORY_MAX and c.distinct * 2 <= c.present:
         doc["type"] = "category"
         values = sorted({(v or "").strip().casefold() for v in c.values} - _missing_markers())

@@ -66,6 +66,7 @@ class Profile:
     date_only: bool = False
     note: str = ""
     sentinels: dict[str, int] = field(default_factory=dict)  # "no reading" value -> count
+    iso: bool = False  # times that today's rules (ISO 8601) read without a format
 
     def texts(self) -> pl.Series:
         """Return the values trimmed, missing markers as nulls (one per sampled record)."""
@@ -189,7 +190,7 @@ def _times(column: Profile, texts: pl.Series) -> None:
     # on some columns of hex strings that look like epoch numbers.
     stamps = texts.to_frame("v").select(timestamp_expr(pl.col("v"))).to_series()
     if stamps.is_not_null().sum() / column.present >= PARSE_SHARE:
-        column.kind = "datetime"
+        column.kind, column.iso = "datetime", True
         column.date_only = bool(texts.str.contains(DATE_ONLY).all())
         if column.date_only:
             guess = guess_date_format(texts)

@@ -168,16 +168,9 @@ def _instants(texts: Iterable[str | None], fmt: str | None = None) -> list[dt.da
 
 
 def _single(p: Profile) -> TimeChoice:
-    fmt = p.time_format if p.kind == "datetime" and _needs_format(p) else None
+    fmt = p.time_format if p.kind == "datetime" and not p.iso else None
     instants = _instants(p.texts().to_list(), fmt)
     return TimeChoice({"source": p.source}, instants, fmt, p.date_only, p.note)
-
-
-def _needs_format(p: Profile) -> bool:
-    """Say whether today's rules (ISO 8601, epoch) fail to read the column."""
-    texts = p.texts().drop_nulls()
-    read = texts.to_frame("v").select(timestamp_expr(pl.col("v"))).to_series().is_not_null()
-    return bool(read.sum() < PARSE_SHARE * max(texts.len(), 1))
 
 
 def _date_and_time(profiles: Sequence[Profile]) -> list[TimeChoice | None]:
