@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 import polars as pl
 import pytest
@@ -16,7 +18,7 @@ from polars.testing import assert_series_equal
 
 from iotpipe.clean import Cleaner
 from iotpipe.errors import SourceFormatError
-from iotpipe.readers import open_records
+from iotpipe.readers import fastcsv, open_records
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from iotpipe.values import marker_spellings
 from tests.budget import examples
@@ -96,11 +98,15 @@ def csv_files(draw: st.DrawFn) -> CsvFile:
             max_size=40,
         )
     )
+    terminator = draw(st.sampled_from(["\n", "\r\n"]))
+    if terminator == "\r\n" and draw(st.booleans()):
+        # With CRLF line ends the writer quotes a field holding a bare CR: unambiguous.
+        rows = [[v.replace("a", "a\r") for v in row] for row in rows]
     out = io.StringIO(newline="")
     writer = csv.writer(
         out,
         delimiter=delimiter,
-        lineterminator=draw(st.sampled_from(["\n", "\r\n"])),
+        lineterminator=terminator,
         quoting=draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL])),
     )
     bom = "\ufeff" if encoding == "utf-8" and draw(st.booleans()) else ""
@@ -113,7 +119,8 @@ def csv_files(draw: st.DrawFn) -> CsvFile:
             out.write("\n")  # a blank line: not a row
         text = out.getvalue()
         if any(value.strip() for value in row):  # every field empty (",,,"): a blank line
-            starts.append(text.count("\n") + 1)
+            # A line ends at LF, CRLF or a bare CR (inside a quoted field too).
+            starts.append(len(re.findall(r"\r\n|\r|\n", text)) + 1)
             offsets.append(len(text.encode(encoding)))
         writer.writerow(row)
     out.write(draw(st.sampled_from(["", "\n", "\n\n", "\r\n  \r\n"])))
@@ -248,6 +255,22 @@ def test_polars_chunks_read_exactly_like_the_csv_module(file: CsvFile, batch_row
     assert fast[1] == slow[1]  # the same values
     assert fast[2] == slow[2]  # the same rejects, reasons and records
     assert fast[3] == slow[3]  # the same record texts (as fields: quoting may differ)
+
+
+@settings(max_examples=examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(csv_files(), st.integers(min_value=1, max_value=50))
+def test_polars_chunks_cut_small_read_exactly_like_the_csv_module(
+    file: CsvFile, batch_rows: int
+) -> None:
+    # Chunks of 16 to 64 bytes: records cross chunk boundaries, quoted newlines included.
+    with (
+        mock.patch.object(fastcsv, "FIRST_CHUNK_BYTES", 16),
+        mock.patch.object(fastcsv, "CHUNK_BYTES", 64),
+    ):
+        fast = _flatten(file, True, batch_rows)
+    slow = _flatten(file, False, batch_rows)
+    event("with rejects" if slow[2] else "no rejects")
+    assert fast == slow
 
 
 @pytest.mark.slow

@@ -156,7 +156,9 @@ def _fast_batches(
             yield from _python_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
         else:
             yield from _frame_batches(parsed, layout, batch_rows)
-        line += chunk.count(b"\n")
+        # Lines end at LF, CRLF or a bare CR (a CR inside a quoted field, say), as for the
+        # csv module: the next chunk's first line number counts them all.
+        line += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
 
 
 def _frame_batches(
