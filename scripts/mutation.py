@@ -11,6 +11,7 @@ Usage::
     scripts/mutation                  # every group, then the summary
     scripts/mutation readers cleaning # some groups
     scripts/mutation --summary        # only the summary of the last runs
+    scripts/mutation readers --survivors  # test the survivors again (after new tests)
 
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
 scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
@@ -128,8 +129,13 @@ also_copy = ["contracts", "events", "openapi.yaml", "template.yaml", "bench", "s
     return where
 
 
-def run(name: str, children: int) -> None:
+def run(name: str, children: int, survivors: bool = False) -> None:
     where = prepare(name, GROUPS[name])
+    # A plain run tests new and changed mutants only; --survivors tests the survivors again
+    # (after new tests: mutmut keeps a verdict unless the mutant is named).
+    again = [m for m, s in results(name).items() if s not in KILLED] if survivors else []
+    if survivors and not again:
+        return
     env = {
         **os.environ,
         "IOTPIPE_MUTATION": "1",
@@ -137,7 +143,10 @@ def run(name: str, children: int) -> None:
     }
     print(f"== {name}: mutmut run in {where}", flush=True)
     subprocess.run(
-        [str(MUTMUT), "run", "--max-children", str(children)], cwd=where, env=env, check=False
+        [str(MUTMUT), "run", "--max-children", str(children), *again],
+        cwd=where,
+        env=env,
+        check=False,
     )
 
 
@@ -200,6 +209,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help=f"some of: {', '.join(GROUPS)}")
     parser.add_argument("--summary", action="store_true", help="only print the summary")
+    parser.add_argument(
+        "--survivors", action="store_true", help="test the surviving mutants again (new tests)"
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
@@ -208,7 +220,7 @@ def main() -> None:
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
     if not args.summary:
         for name in names:
-            run(name, args.max_children)
+            run(name, args.max_children, args.survivors)
     sys.exit(summary(names))
 
 

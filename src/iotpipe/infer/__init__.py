@@ -42,6 +42,7 @@ class Draft:
     contract: DataContract
     comments: dict[str, str] = field(default_factory=dict)  # field name -> observed values
     notes: list[str] = field(default_factory=list)  # the summary, one guess per line
+    key_comments: dict[str, str] = field(default_factory=dict)  # "device_id"/"timestamp" -> why
 
     def yaml(self) -> str:
         """Render the draft as YAML, each field commented with what the sample showed."""
@@ -55,6 +56,8 @@ class Draft:
         for line in body.splitlines():
             match = re.match(r"^- name: (\S+)$", line)
             comment = self.comments.get(match.group(1)) if match else None
+            key = re.match(r"^(device_id|timestamp):$", line)
+            comment = self.key_comments.get(key.group(1)) if key else comment
             lines.append(f"{line}  # {comment}" if comment else line)
         return header + "\n".join(lines) + "\n"
 
@@ -131,6 +134,11 @@ def _draft(name: str, columns: list[Profile], dialect: dict[str, Any], path: str
             notes.append(f"{field_name}: {listed} taken as 'no reading' (missingValues)")
     if not fields:
         fields.append({"name": "value", "type": "number"})
+    key_comments = {"timestamp": "times without an offset are read in this zone: check it"}
+    if "value" in device_doc:
+        key_comments["device_id"] = "no column is a device id: every row is this device"
+    elif "from_path" in device_doc:
+        key_comments["device_id"] = "the device is in the path (S3 key), not in the rows"
     doc: dict[str, Any] = {
         "name": _identifier(stem, set()),
         "device_id": device_doc,
@@ -141,7 +149,7 @@ def _draft(name: str, columns: list[Profile], dialect: dict[str, Any], path: str
         doc["dialect"] = dialect
         if not dialect.get("header", True):
             notes.append("no header line: columns named column_1, column_2, ... (rename them)")
-    return Draft(contract_from_dict(doc), comments, notes)
+    return Draft(contract_from_dict(doc), comments, notes, key_comments)
 
 
 def _timestamp_doc(time: TimeChoice | None, notes: list[str]) -> dict[str, Any]:
