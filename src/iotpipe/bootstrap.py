@@ -7,7 +7,8 @@ with settings of its own (a command-line flag, a local stack's endpoint) passes 
 ``os.environ`` to pass a setting (docs/architecture.md, "Composition").
 
 One order chooses the database: the URL given (``--database-url`` or ``IOTPIPE_DATABASE_URL``),
-else the Secrets Manager secret (``IOTPIPE_DB_SECRET_ARN``), else the embedded SQLite file.
+else the Secrets Manager secret (``IOTPIPE_DB_SECRET_ARN``) or RDS IAM tokens
+(``IOTPIPE_DB_IAM_USER``) over verified TLS, else the embedded SQLite file.
 One `ContractCatalog` chooses the contract: the one named, else the longest key-prefix route
 (``IOTPIPE_CONTRACT_ROUTES``), else ``IOTPIPE_CONTRACT``, else ``acme_usage``.
 """
@@ -29,6 +30,7 @@ from iotpipe.storage.store import SqlStore
 if TYPE_CHECKING:
     from iotpipe.aws.s3 import S3Objects
     from iotpipe.retrieve import CursorCodec
+    from iotpipe.storage.mysql import MySQLParams
 
 ClientFactory = Callable[[str], Any]  # service name -> boto3 client
 
@@ -115,23 +117,65 @@ def build_store(url: str) -> SqlStore:
     raise StorageError(f"unsupported database URL scheme {scheme!r} (use mysql:// or sqlite:///)")
 
 
-def database_url(settings: Settings) -> str:
-    """Return the database URL: the one given, else from the secret, else the SQLite file."""
-    if settings.database_url:
-        return settings.database_url
-    if settings.db_secret_arn:
-        from iotpipe.aws.secrets import DatabaseSecrets
-
-        secrets = DatabaseSecrets(aws_client("secretsmanager", settings))
-        return secrets.database_url(
-            settings.db_secret_arn, settings.db_host, settings.db_port, settings.db_name
-        )
-    return f"sqlite:///{DEFAULT_SQLITE_PATH}"
-
-
 def store_for(settings: Settings) -> SqlStore:
-    """Build the store the settings choose (see `database_url`)."""
-    return build_store(database_url(settings))
+    """Build the store the settings choose.
+
+    The URL given, else MySQL with the credentials of ``IOTPIPE_DB_SECRET_ARN`` (or RDS IAM
+    tokens for ``IOTPIPE_DB_IAM_USER``) over TLS with verification, else the SQLite file.
+    """
+    if settings.database_url:
+        return build_store(settings.database_url)
+    params = mysql_params(settings)
+    if params is None:
+        return build_store(f"sqlite:///{DEFAULT_SQLITE_PATH}")
+    from iotpipe.storage.mysql import MySQLStore
+
+    return MySQLStore(params)
+
+
+def mysql_params(settings: Settings, secret_arn: str | None = None) -> MySQLParams | None:
+    """Return the parameters of a deployed function's MySQL connection (None: not deployed).
+
+    Parameters
+    ----------
+    settings
+        ``db_secret_arn`` or ``db_iam_user``, and ``db_host``/``db_port``/``db_name``/
+        ``db_ssl_ca``.
+    secret_arn
+        Another secret than ``db_secret_arn`` (the admin step connects as each user it made).
+    """
+    from iotpipe.aws.secrets import IamTokenCredentials, SecretCredentials, params_from_secret
+    from iotpipe.storage.mysql import RDS_CA_BUNDLE, MySQLParams
+
+    if settings.db_iam_user and secret_arn is None:
+        if not settings.db_host:
+            raise StorageError("IOTPIPE_DB_IAM_USER needs IOTPIPE_DB_HOST")
+        port = settings.db_port or 3306
+        tokens = IamTokenCredentials(
+            aws_client("rds", settings), settings.db_host, port, settings.db_iam_user
+        )
+        return MySQLParams(
+            host=settings.db_host,
+            port=port,
+            database=settings.db_name or "iotpipe",
+            ssl_ca=settings.db_ssl_ca or RDS_CA_BUNDLE,
+            credentials=tokens,
+        )
+    arn = secret_arn or settings.db_secret_arn
+    if not arn:
+        return None
+    credentials = SecretCredentials(aws_client("secretsmanager", settings), arn)
+    return params_from_secret(
+        credentials, settings.db_host, settings.db_port, settings.db_name, settings.db_ssl_ca
+    )
+
+
+def describe_database(settings: Settings) -> str:
+    """Say which database the settings choose, without a password (for messages)."""
+    if settings.database_url:
+        return redact(settings.database_url)
+    params = mysql_params(settings)
+    return repr(params) if params else f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
 def redact(url: str) -> str:
@@ -144,6 +188,25 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}"
 
 
+# Short timeouts and bounded retries: a function in a VPC without a route to S3 or Secrets
+# Manager fails within seconds (and says so) instead of hanging until its own timeout.
+AWS_CONNECT_TIMEOUT_SECONDS = 3.0
+AWS_READ_TIMEOUT_SECONDS = {"s3": 30.0}  # a streaming read waits for the next bytes
+AWS_DEFAULT_READ_TIMEOUT_SECONDS = 10.0
+AWS_MAX_ATTEMPTS = 3
+
+
+def aws_config(service: str) -> Any:
+    """Return the botocore `Config` iotpipe's clients of ``service`` use."""
+    from botocore.config import Config
+
+    return Config(
+        connect_timeout=AWS_CONNECT_TIMEOUT_SECONDS,
+        read_timeout=AWS_READ_TIMEOUT_SECONDS.get(service, AWS_DEFAULT_READ_TIMEOUT_SECONDS),
+        retries={"max_attempts": AWS_MAX_ATTEMPTS, "mode": "standard"},
+    )
+
+
 def aws_client(service: str, settings: Settings) -> Any:
     """Build a boto3 client: the configured factory's, else one for ``AWS_ENDPOINT_URL``."""
     factory: ClientFactory | None = _overrides.values.get(AWS_CLIENT)
@@ -151,7 +214,18 @@ def aws_client(service: str, settings: Settings) -> Any:
         return factory(service)
     import boto3
 
-    return boto3.client(service, endpoint_url=settings.aws_endpoint_url)
+    return boto3.client(service, endpoint_url=settings.aws_endpoint_url, config=aws_config(service))
+
+
+def cursor_secret(settings: Settings) -> str:
+    """Return the key that signs paging cursors: read from its secret at runtime when deployed."""
+    if not settings.cursor_secret_arn:
+        return settings.cursor_secret
+    client = aws_client("secretsmanager", settings)
+    value = client.get_secret_value(SecretId=settings.cursor_secret_arn)["SecretString"]
+    if not value:
+        raise StorageError(f"the cursor secret {settings.cursor_secret_arn} is empty")
+    return str(value)
 
 
 def object_source(settings: Settings) -> S3Objects:
@@ -259,7 +333,7 @@ def build_retrieve_runtime(
     settings = settings or current_settings()
     return RetrieveRuntime(
         store or store_for(settings),
-        CursorCodec(settings.cursor_secret),
+        CursorCodec(cursor_secret(settings)),
         ContractCatalog(settings).default_dataset,
         _overrides.generation,
     )

@@ -28,13 +28,20 @@ ENV_QUARANTINE_PREFIX = "IOTPIPE_QUARANTINE_PREFIX"
 ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
 ENV_INPUT_BUCKETS = "IOTPIPE_INPUT_BUCKETS"  # comma-separated; empty: any bucket
 ENV_INPUT_PREFIX = "IOTPIPE_INPUT_PREFIX"
-# Only for local use: deployments set IOTPIPE_CURSOR_SECRET (the template generates one).
+ENV_DB_SSL_CA = "IOTPIPE_DB_SSL_CA"  # CA bundle for TLS to MySQL; "rds" = the shipped RDS CAs
+ENV_DB_IAM_USER = "IOTPIPE_DB_IAM_USER"  # connect as this user with RDS IAM tokens (RDS Proxy)
+ENV_CURSOR_SECRET_ARN = "IOTPIPE_CURSOR_SECRET_ARN"  # read at runtime, never put in the env
+# The admin function's schema step: the users it creates, each with its own secret.
+ENV_INGEST_USER_SECRET_ARN = "IOTPIPE_INGEST_USER_SECRET_ARN"
+ENV_READ_USER_SECRET_ARN = "IOTPIPE_READ_USER_SECRET_ARN"
+# Only for local use: deployments set IOTPIPE_CURSOR_SECRET_ARN (the template generates one).
 DEV_CURSOR_SECRET = "iotpipe-local-cursor-secret"
 DEFAULT_CONTRACT = "acme_usage"
 # What a deployed function needs set (template.yaml sets them; a test checks it does).
 LAMBDA_ENV = (ENV_DB_SECRET_ARN, ENV_DB_HOST, ENV_DB_PORT, ENV_DB_NAME, ENV_CONTRACT)
 INGEST_LAMBDA_ENV = (*LAMBDA_ENV, ENV_INPUT_BUCKETS, ENV_INPUT_PREFIX)
-RETRIEVE_LAMBDA_ENV = (*LAMBDA_ENV, ENV_CURSOR_SECRET)
+RETRIEVE_LAMBDA_ENV = (*LAMBDA_ENV, ENV_CURSOR_SECRET_ARN)
+ADMIN_LAMBDA_ENV = (*LAMBDA_ENV, ENV_INGEST_USER_SECRET_ARN, ENV_READ_USER_SECRET_ARN)
 DEFAULT_SQLITE_PATH = Path("iotpipe.db")  # in the working directory
 
 
@@ -58,6 +65,11 @@ class Settings:
     batch_rows: int = 50_000
     input_buckets: tuple[str, ...] = ()
     input_prefix: str = "incoming/"
+    db_ssl_ca: str | None = None
+    db_iam_user: str | None = None
+    cursor_secret_arn: str | None = None
+    ingest_user_secret_arn: str | None = None
+    read_user_secret_arn: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -93,6 +105,11 @@ class Settings:
                 b.strip() for b in env.get(ENV_INPUT_BUCKETS, "").split(",") if b.strip()
             ),
             input_prefix=env.get(ENV_INPUT_PREFIX, "incoming/"),
+            db_ssl_ca=env.get(ENV_DB_SSL_CA) or None,
+            db_iam_user=env.get(ENV_DB_IAM_USER) or None,
+            cursor_secret_arn=env.get(ENV_CURSOR_SECRET_ARN) or None,
+            ingest_user_secret_arn=env.get(ENV_INGEST_USER_SECRET_ARN) or None,
+            read_user_secret_arn=env.get(ENV_READ_USER_SECRET_ARN) or None,
         )
 
 

@@ -150,3 +150,18 @@ def stack(mariadb_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[LocalSt
         local.stop()
         for name in ("AWS_ENDPOINT_URL",):
             os.environ.pop(name, None)
+
+
+@pytest.fixture(scope="session")
+def tls_mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A MariaDB of the tests' own that requires TLS (certificates made with openssl now)."""
+    from tests.integration.tls_server import BINARIES, TlsMariaDB, find
+
+    missing = [b for b in BINARIES if not find(b)]
+    if missing:
+        pytest.skip(f"a TLS MariaDB needs {', '.join(missing)}")
+    server = TlsMariaDB(tmp_path_factory.mktemp("tls-mariadb")).start()
+    try:
+        yield server
+    finally:
+        server.stop()

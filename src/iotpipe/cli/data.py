@@ -159,13 +159,14 @@ def _db_init(args: argparse.Namespace) -> int:
     from iotpipe import bootstrap
 
     contract = contract_of(args)
-    url = bootstrap.database_url(bootstrap.current_settings(database_url=args.database_url))
-    store = bootstrap.build_store(url)
+    settings = bootstrap.current_settings(database_url=args.database_url)
+    store = bootstrap.store_for(settings)
     try:
         store.ensure_schema(contract)
     finally:
         store.close()
-    print(f"ok: table {contract.table} for {contract.name} in {bootstrap.redact(url)}")
+    where = bootstrap.describe_database(settings)
+    print(f"ok: table {contract.table} for {contract.name} in {where}")
     return EXIT_OK
 
 

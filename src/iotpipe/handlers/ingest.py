@@ -19,6 +19,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from iotpipe import bootstrap
 from iotpipe.aws.events import MessageGroup, decode_event
 from iotpipe.errors import FileFailedError, IotpipeError, RetryLaterError
+from iotpipe.handlers.tracing import capture_handler
 from iotpipe.ingest import IngestOptions, ingest_announced
 from iotpipe.model import AnnouncedObject
 
@@ -29,6 +30,7 @@ LEASE_MARGIN_SECONDS = 60.0
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
+@capture_handler("iotpipe-ingest")
 def handler(event: Any, context: Any) -> dict[str, Any]:
     """Ingest every object an event announces."""
     decoded = decode_event(event)

@@ -1,4 +1,4 @@
-"""MySQL 8.0 (RDS) / MariaDB 10.6+ adapter over PyMySQL, using only their common SQL.
+"""MySQL 8.0/8.4 (RDS, RDS Proxy) / MariaDB 10.6+ adapter over PyMySQL, using only their common SQL.
 
 The bulk path writes each clean batch to a temporary CSV and ``LOAD DATA LOCAL INFILE ...
 REPLACE`` loads it straight into the table, inside the file's one transaction. Every load
@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import tempfile
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
@@ -44,7 +46,7 @@ TABLE_OPTIONS = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
 STAGE_PREFIX = "iotpipe_stage_"
 
 
-def _code(exc: BaseException) -> int | None:
+def _code(exc: BaseException | None) -> int | None:
     if isinstance(exc, pymysql.err.MySQLError) and exc.args and isinstance(exc.args[0], int):
         return exc.args[0]
     return None
@@ -92,9 +94,36 @@ MYSQL = SqlDialect(
 )
 
 
+ACCESS_DENIED = 1045  # a wrong password: after a rotation, the secret is read again
+RDS_CA_BUNDLE = "rds"  # ``ssl_ca=rds``: the RDS (and RDS Proxy) CAs shipped in the package
+
+
+def rds_ca_bundle() -> str:
+    """Return the path of the shipped RDS CA bundle (`scripts/update_rds_ca` refreshes it)."""
+    return str(Path(__file__).resolve().parent.parent / "certs" / "rds-ca-bundle.pem")
+
+
+class Credentials(Protocol):
+    """Where a connection's user name and password come from.
+
+    A static URL gives them once; a Secrets Manager secret or an IAM token can change while
+    the process lives, so `get` may be asked to ``refresh`` (read them again, uncached).
+    """
+
+    def get(self, *, refresh: bool = False) -> tuple[str, str]:
+        """Return (user, password)."""
+        ...
+
+
 @dataclass(frozen=True)
 class MySQLParams:
-    """Connection parameters (parsed from a ``mysql://`` URL or built from a secret)."""
+    """Connection parameters (parsed from a ``mysql://`` URL or built from a secret).
+
+    ``ssl_ca`` turns on TLS with verification: the server's certificate must chain to that CA
+    bundle (``rds``: the one shipped for RDS and RDS Proxy) and name the host connected to.
+    ``credentials``, when given, replaces ``user``/``password`` and is read again once when the
+    server refuses them (error 1045), so a rotated password is picked up without a restart.
+    """
 
     host: str
     port: int = 3306
@@ -105,15 +134,18 @@ class MySQLParams:
     connect_timeout: float = 5.0
     read_timeout: float = 600.0
     write_timeout: float = 600.0
+    ssl_ca: str | None = None
+    credentials: Credentials | None = field(default=None, compare=False)
 
     @classmethod
     def from_url(cls, url: str) -> MySQLParams:
-        """Parse ``mysql://user:password@host:port/database?local_infile=0``.
+        """Parse ``mysql://user:password@host:port/database?local_infile=0&ssl_ca=PATH``.
 
         Parameters
         ----------
         url
-            The database URL (``mysql+pymysql://`` is accepted too).
+            The database URL (``mysql+pymysql://`` is accepted too). ``ssl_ca`` is a CA bundle
+            (or ``rds``) and makes the connection TLS with certificate and host verification.
 
         Returns
         -------
@@ -135,10 +167,15 @@ class MySQLParams:
             local_infile=query.get("local_infile", "1") not in ("0", "false", "no"),
             connect_timeout=float(query.get("connect_timeout", 5)),
             read_timeout=float(query.get("read_timeout", 600)),
+            ssl_ca=query.get("ssl_ca") or None,
         )
 
     def __repr__(self) -> str:  # never print the password
-        return f"MySQLParams(host={self.host!r}, port={self.port}, database={self.database!r})"
+        tls = "verified" if self.ssl_ca else "off"
+        return (
+            f"MySQLParams(host={self.host!r}, port={self.port}, database={self.database!r}, "
+            f"tls={tls})"
+        )
 
     def connect(self) -> Any:
         """Open a connection in UTC, not in autocommit mode.
@@ -147,13 +184,28 @@ class MySQLParams:
         ------
         TransientStorageError
             When the server cannot be reached (the caller retries).
+        StorageError
+            When the server refuses the credentials, read again once if they can change.
         """
+        if self.credentials is None:
+            return self._connect(self.user, self.password)
+        user, password = self.credentials.get()
+        try:
+            return self._connect(user, password)
+        except StorageError as exc:
+            if _code(exc.__cause__) != ACCESS_DENIED:
+                raise
+            logger.warning("the database refused the credentials; reading them again")
+            user, password = self.credentials.get(refresh=True)
+            return self._connect(user, password)
+
+    def _connect(self, user: str, password: str) -> Any:
         try:
             return pymysql.connect(
                 host=self.host,
                 port=self.port,
-                user=self.user,
-                password=self.password,
+                user=user,
+                password=password,
                 database=self.database,
                 charset="utf8mb4",
                 autocommit=False,
@@ -162,9 +214,18 @@ class MySQLParams:
                 read_timeout=self.read_timeout,
                 write_timeout=self.write_timeout,
                 init_command="SET time_zone = '+00:00'",
+                **self._tls(),
             )
         except pymysql.err.OperationalError as exc:
+            if _code(exc) == ACCESS_DENIED:
+                raise StorageError(f"MySQL refused the credentials of {user!r}") from exc
             raise TransientStorageError(f"cannot connect to MySQL: {exc}") from exc
+
+    def _tls(self) -> dict[str, Any]:
+        if not self.ssl_ca:
+            return {}
+        ca = rds_ca_bundle() if self.ssl_ca == RDS_CA_BUNDLE else self.ssl_ca
+        return {"ssl_ca": ca, "ssl_verify_cert": True, "ssl_verify_identity": True}
 
 
 def _ping(conn: Any) -> None:
@@ -332,3 +393,53 @@ class MySQLStore(SqlStore):
     def uses_local_infile(self) -> bool | None:
         """True once LOAD DATA LOCAL worked, False once it was refused, None before."""
         return self.load_data.uses_local_infile
+
+
+# What each function's database user may do on iotpipe's schema (and nothing elsewhere).
+# Ingest creates tables for new datasets, widens and adds columns, loads with LOAD DATA ...
+# REPLACE (INSERT + DELETE) and stages partial rows in temporary tables.
+ROLE_PRIVILEGES = {
+    "ingest": ("SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, INDEX, CREATE TEMPORARY TABLES"),
+    "read": "SELECT",
+}
+USER_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,31}")
+SCHEMA_NAME = re.compile(r"[A-Za-z0-9_]{1,64}")
+
+
+def ensure_user(db: Database, user: str, password: str, role: str) -> None:
+    """Create (or update) a database user for one function: its password, TLS, its grants.
+
+    Run again, it sets the password the secret holds now and the role's grants: the schema
+    step can be repeated after a rotation or a change of roles.
+
+    Parameters
+    ----------
+    db
+        A connection of a user allowed to create users and grant (the RDS master user).
+    user, password
+        From the function's own secret. The name must be a plain identifier.
+    role
+        ``ingest`` or ``read`` (`ROLE_PRIVILEGES`).
+
+    Raises
+    ------
+    StorageError
+        For a user name or role iotpipe will not write into SQL.
+    """
+    if not USER_NAME.fullmatch(user):
+        raise StorageError(f"database user name {user!r} is not a plain identifier")
+    if role not in ROLE_PRIVILEGES:
+        raise StorageError(f"unknown database role {role!r}")
+
+    def run(cursor: Any) -> None:
+        cursor.execute("SELECT DATABASE()")
+        (schema,) = cursor.fetchone()
+        if not schema or not SCHEMA_NAME.fullmatch(schema):
+            raise StorageError(f"database name {schema!r} is not a plain identifier")
+        # User names and passwords are string literals, escaped by the driver as parameters.
+        cursor.execute("CREATE USER IF NOT EXISTS %s@'%%' IDENTIFIED BY %s", (user, password))
+        cursor.execute("ALTER USER %s@'%%' IDENTIFIED BY %s REQUIRE SSL", (user, password))
+        cursor.execute("REVOKE ALL PRIVILEGES, GRANT OPTION FROM %s@'%%'", (user,))
+        cursor.execute(f"GRANT {ROLE_PRIVILEGES[role]} ON {quote(schema)}.* TO %s@'%%'", (user,))
+
+    db.run(run)

@@ -1,0 +1,117 @@
+"""How a deployed function connects: TLS with verification, credentials re-read on 1045."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pymysql
+import pytest
+
+from iotpipe.aws.secrets import IamTokenCredentials, SecretCredentials, params_from_secret
+from iotpipe.errors import StorageError, TransientStorageError
+from iotpipe.storage import mysql
+from iotpipe.storage.mysql import MySQLParams
+
+
+class FakeSecrets:
+    """A Secrets Manager client that counts reads; ``documents`` are returned in turn."""
+
+    def __init__(self, *documents: dict[str, Any]) -> None:
+        self.documents = list(documents)
+        self.reads = 0
+
+    def get_secret_value(self, SecretId: str) -> dict[str, str]:  # noqa: N803 (boto3's name)
+        doc = self.documents[min(self.reads, len(self.documents) - 1)]
+        self.reads += 1
+        return {"SecretString": json.dumps(doc)}
+
+
+def test_a_secret_always_means_tls_with_verification() -> None:
+    secrets = FakeSecrets({"username": "u", "password": "p", "host": "db.internal"})
+    params = params_from_secret(SecretCredentials(secrets, "arn"), None, None, None)
+    assert params.ssl_ca == mysql.RDS_CA_BUNDLE
+    assert params._tls() == {
+        "ssl_ca": mysql.rds_ca_bundle(),
+        "ssl_verify_cert": True,
+        "ssl_verify_identity": True,
+    }
+    assert (params.host, params.port, params.database) == ("db.internal", 3306, "iotpipe")
+    # The settings' host wins: it may be RDS Proxy in front of the instance the secret names.
+    proxied = params_from_secret(SecretCredentials(secrets, "arn"), "proxy.internal", 3307, "db")
+    assert (proxied.host, proxied.port, proxied.database) == ("proxy.internal", 3307, "db")
+    with pytest.raises(StorageError, match="IOTPIPE_DB_HOST"):
+        params_from_secret(SecretCredentials(FakeSecrets({"username": "u"}), "arn"), None, 1, "d")
+
+
+def _connect_sequence(monkeypatch: pytest.MonkeyPatch, outcomes: list[Any]) -> list[str]:
+    """Make pymysql.connect answer ``outcomes`` in turn; return the passwords it was given."""
+    passwords: list[str] = []
+
+    def connect(**kwargs: Any) -> Any:
+        passwords.append(kwargs["password"])
+        outcome = outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    monkeypatch.setattr(pymysql, "connect", connect)
+    return passwords
+
+
+def denied() -> pymysql.err.OperationalError:
+    return pymysql.err.OperationalError(1045, "Access denied for user 'u'")
+
+
+def test_a_refused_password_is_read_again_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    secrets = FakeSecrets(
+        {"username": "u", "password": "old", "host": "h"},
+        {"username": "u", "password": "new", "host": "h"},
+    )
+    params = params_from_secret(SecretCredentials(secrets, "arn"), None, None, None)
+    passwords = _connect_sequence(monkeypatch, [denied(), "connection"])
+    assert params.connect() == "connection"
+    assert passwords == ["old", "new"]
+    assert secrets.reads == 2  # once when built, once after the refusal
+    # Refused again with the fresh secret: a clear, non-transient error (not retried forever).
+    passwords = _connect_sequence(monkeypatch, [denied(), denied()])
+    with pytest.raises(StorageError, match="refused the credentials") as failure:
+        params.connect()
+    assert not isinstance(failure.value, TransientStorageError)
+
+
+def test_a_static_password_is_not_retried_and_unreachable_is_transient(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    params = MySQLParams.from_url("mysql://u:p@h/db")
+    passwords = _connect_sequence(monkeypatch, [denied()])
+    with pytest.raises(StorageError, match="refused"):
+        params.connect()
+    assert passwords == ["p"]
+    _connect_sequence(monkeypatch, [pymysql.err.OperationalError(2003, "Can't connect")])
+    with pytest.raises(TransientStorageError):
+        params.connect()
+
+
+def test_iam_tokens_are_made_per_connection() -> None:
+    import boto3
+
+    client = boto3.client(
+        "rds",
+        region_name="us-east-1",
+        aws_access_key_id="AKIDEXAMPLE",
+        aws_secret_access_key="secret",  # noqa: S106 (a dummy key: signing is local)
+    )
+    tokens = IamTokenCredentials(client, "proxy.internal", 3306, "iotpipe_read")
+    user, token = tokens.get()
+    assert user == "iotpipe_read"
+    assert token.startswith("proxy.internal:3306/?Action=connect&DBUser=iotpipe_read")
+    assert "X-Amz-Signature=" in token
+
+
+def test_ssl_ca_in_a_url_turns_on_verification() -> None:
+    assert MySQLParams.from_url("mysql://u@h/db")._tls() == {}
+    tls = MySQLParams.from_url("mysql://u@h/db?ssl_ca=/etc/ca.pem")._tls()
+    assert tls == {"ssl_ca": "/etc/ca.pem", "ssl_verify_cert": True, "ssl_verify_identity": True}
+    assert "tls=verified" in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
+    assert "secret" not in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
