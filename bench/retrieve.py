@@ -10,7 +10,19 @@ In the same run, for the same device and range:
 3. ``fetch_all``, for context: a bare indexed ``SELECT`` of every row of the range plus
    Python's ``statistics`` (what a handler that fetched rows would do).
 
-Median of 20 runs each, the three run interleaved. Usage::
+Median of 20 runs each, the three run interleaved.
+
+Then, for dashboards (issue "Retrieval for dashboards and ML"), on the same table plus one
+device with 30 days of readings a minute (43,200 rows):
+
+4. ``buckets``: the handler (direct invocation: it returns the body, which the Lambda
+   runtime serialises) with ``bucket=1h`` over those 30 days (720 buckets), against a bare
+   ``GROUP BY`` of the same hourly buckets written by hand on PyMySQL (checked equal); and
+   the handler plus ``json.dumps`` of its body, for the whole cost;
+5. the listing endpoints through the handler: ``datasets`` (every dataset with its span:
+   a walk over all devices), ``devices`` (a page of 100) and ``categories``.
+
+Usage::
 
     .venv/bin/python -m bench.retrieve --sizes 1000000,10000000
 """
@@ -18,6 +30,7 @@ Median of 20 runs each, the three run interleaved. Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -25,6 +38,7 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -40,9 +54,28 @@ from iotpipe.times import iso_z
 ROWS_PER_DEVICE = 10_000
 CHUNK = 1_000_000
 START = dt.datetime(2024, 1, 1)
+DASHBOARD_DEVICE = "dash-00000"
+DASHBOARD_DAYS = 30
 
 
 def fill(url: str, rows: int) -> None:
+    """Fill the table with ``rows`` rows of 10,000 per device, then the dashboard device."""
+    _fill(
+        url,
+        rows,
+        lambda i: pl.format("dev-{}", (i // ROWS_PER_DEVICE).cast(pl.String).str.zfill(5)),
+        lambda i: pl.lit(START) + pl.duration(seconds=(i % ROWS_PER_DEVICE) * 60),
+    )
+    minutes = DASHBOARD_DAYS * 1440
+    _fill(
+        url,
+        minutes,
+        lambda i: pl.lit(DASHBOARD_DEVICE),
+        lambda i: pl.lit(START) + pl.duration(seconds=i * 60),
+    )
+
+
+def _fill(url: str, rows: int, device: Any, ts: Any) -> None:
     contract = load_contract("acme_usage")
     store = bootstrap.build_store(url)
     store.ensure_schema(contract)
@@ -61,10 +94,8 @@ def fill(url: str, rows: int) -> None:
         fields = {f.name for f in contract.fields}
         encoded = [c for c in contract.output_columns[2:] if c not in fields]
         frame = pl.DataFrame({"i": pl.int_range(offset, offset + n, eager=True)}).select(
-            pl.format("dev-{}", (i // ROWS_PER_DEVICE).cast(pl.String).str.zfill(5)).alias(
-                "device_id"
-            ),
-            (pl.lit(START) + pl.duration(seconds=(i % ROWS_PER_DEVICE) * 60)).alias("ts"),
+            device(i).alias("device_id"),
+            ts(i).alias("ts"),
             *(
                 pl.lit(None, dtype=pl.String).alias(c)
                 for c in ("device_type", "firmware_version", "region", "status")
@@ -205,15 +236,82 @@ def measure(url: str, size: int) -> tuple[float, float, float]:
     return result[0], result[1], result[2]
 
 
+def measure_dashboard(url: str) -> dict[str, float]:
+    """Time the bucketed query against a bare GROUP BY, and the three listings."""
+    from iotpipe.handlers.retrieve import handler
+    from iotpipe.local.stack import LocalContext
+
+    bootstrap.configure(database_url=url)
+    os.environ["POWERTOOLS_LOG_LEVEL"] = "WARNING"
+    contract = load_contract("acme_usage")
+    numeric = [f.name for f in contract.numeric_fields]
+    end = START + dt.timedelta(days=DASHBOARD_DAYS) - dt.timedelta(microseconds=1)
+    event = {
+        "device_id": DASHBOARD_DEVICE,
+        "date_range": {"start": START.isoformat(), "end": end.isoformat()},
+        "bucket": "1h",
+    }
+
+    def ours() -> dict[str, Any]:
+        body: dict[str, Any] = handler(event, LocalContext())
+        return body
+
+    def ours_json() -> None:
+        json.dumps(handler(event, LocalContext()))
+
+    conn = pymysql.connect(
+        host="127.0.0.1", user="root", password="", database=url.rsplit("/", 1)[1]
+    )
+    aggregates = ", ".join(
+        f"COUNT({quote(c)}), AVG({quote(c)} + 0E0), MIN({quote(c)}), MAX({quote(c)})"
+        for c in numeric
+    )
+    bare = (
+        f"SELECT TIMESTAMPDIFF(SECOND, '1970-01-01', ts) DIV 3600 AS b, COUNT(*), {aggregates} "
+        "FROM device_usage WHERE device_id = %s AND ts BETWEEN %s AND %s GROUP BY b ORDER BY b"
+    )
+
+    def group_by() -> list[Any]:
+        with conn.cursor() as cur:
+            cur.execute(bare, (DASHBOARD_DEVICE, START, end))
+            rows = list(cur.fetchall())
+        conn.commit()
+        return rows
+
+    body, hand = ours(), group_by()
+    assert len(body["buckets"]) == len(hand) == DASHBOARD_DAYS * 24
+    for bucket, row in zip(body["buckets"], hand, strict=True):
+        assert bucket["count"] == row[1]
+        for i, name in enumerate(numeric):
+            stat = bucket["stats"][name]
+            count, mean, low, high = row[2 + 4 * i : 6 + 4 * i]
+            assert (stat["count"], stat["min"], stat["max"]) == (count, low, high), name
+            assert abs(stat["mean"] - float(mean)) <= 1e-9 * max(1.0, abs(float(mean)))
+    mine, theirs, with_json = time_medians(ours, group_by, ours_json)
+
+    def listing(action: str, **extra: Any) -> Any:
+        return lambda: json.dumps(handler({"action": action, **extra}, LocalContext()))
+
+    datasets, devices, categories = time_medians(
+        listing("datasets"), listing("devices", limit=100), listing("categories")
+    )
+    conn.close()
+    bootstrap.use_retrieve_runtime(None)
+    return {
+        "buckets": mine,
+        "group_by": theirs,
+        "buckets_json": with_json,
+        "datasets": datasets,
+        "devices": devices,
+        "categories": categories,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="1000000,10000000")
     args = parser.parse_args()
-    print(
-        "| table rows | iotpipe s | same SQL by hand s | iotpipe / same SQL "
-        "| fetch every row + statistics s |"
-    )
-    print("|---:|---:|---:|---:|---:|")
+    readings, dashboards = [], []
     for size in (int(s) for s in args.sizes.split(",")):
         name = "iotpipe_bench_retrieve"
         url = fresh_database(name)
@@ -221,11 +319,35 @@ def main() -> None:
             started = time.perf_counter()
             fill(url, size)
             filled = time.perf_counter() - started
-            ours, same, fetched = measure(url, size)
+            # The handler prints its metrics (EMF) as in Lambda: timed, but not shown.
+            with Path(os.devnull).open("w") as sink, contextlib.redirect_stdout(sink):
+                ours, same, fetched = measure(url, size)
+                dash = measure_dashboard(url)
         finally:
             drop_database(name)
-        print(f"| {size:,} | {ours:.4f} | {same:.4f} | {ours / same:.2f} | {fetched:.4f} |")
+        readings.append(
+            f"| {size:,} | {ours:.4f} | {same:.4f} | {ours / same:.2f} | {fetched:.4f} |"
+        )
+        dashboards.append(
+            f"| {size:,} | {dash['buckets'] * 1000:.1f} | {dash['group_by'] * 1000:.1f} "
+            f"| {dash['buckets'] / dash['group_by']:.2f} | {dash['buckets_json'] * 1000:.1f} "
+            f"| {dash['datasets'] * 1000:.1f} "
+            f"| {dash['devices'] * 1000:.1f} | {dash['categories'] * 1000:.1f} |"
+        )
         print(f"(table of {size:,} rows filled in {filled:.0f} s)", file=sys.stderr)
+    print(
+        "| table rows | iotpipe s | same SQL by hand s | iotpipe / same SQL "
+        "| fetch every row + statistics s |"
+    )
+    print("|---:|---:|---:|---:|---:|")
+    print("\n".join(readings))
+    print()
+    print(
+        "| table rows | handler, 30 days at bucket=1h ms | bare GROUP BY ms | ratio "
+        "| handler + json.dumps ms | /datasets ms | /devices ms | /datasets/{d}/categories ms |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("\n".join(dashboards))
 
 
 if __name__ == "__main__":

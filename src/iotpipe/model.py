@@ -138,6 +138,41 @@ class ReadingsQuery:
 
 
 @dataclass(frozen=True)
+class Bucket:
+    """The rows of one device in ``[start, start + width)``, summarised.
+
+    ``stats`` maps each numeric field to its JSON-ready figures ``{"count", "mean", "min",
+    "max"}`` (nulls ignored; None when the count is 0; an integer field's min and max are
+    ints; never a non-finite float). They are built once, in the shape the body carries: a
+    30-day range at one hour is 720 buckets of every numeric field.
+    """
+
+    start: dt.datetime
+    count: int
+    stats: Mapping[str, Mapping[str, Any]]
+
+
+@dataclass(frozen=True)
+class DatasetSummary:
+    """A registered dataset: its table, fields and the time span of its rows."""
+
+    name: str
+    table: str
+    fields: tuple[tuple[str, str], ...]  # (name, type)
+    first: dt.datetime | None
+    last: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class DeviceSpan:
+    """A device of a dataset and the time span of its rows."""
+
+    device_id: str
+    first: dt.datetime
+    last: dt.datetime
+
+
+@dataclass(frozen=True)
 class RejectedRow:
     """A row that will not be loaded, with why and what it was.
 
@@ -248,6 +283,26 @@ class Store(CategoryDictionary, Protocol):
         self, contract: DataContract, query: ReadingsQuery, limit: int
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` rows of the range after ``query.after``, ordered by ts."""
+        ...
+
+    def buckets(
+        self, contract: DataContract, query: ReadingsQuery, width_seconds: int
+    ) -> list[Bucket]:
+        """Return the range's non-empty buckets of ``width_seconds`` (UTC-aligned)."""
+        ...
+
+    def list_datasets(self) -> list[DatasetSummary]:
+        """Return every registered dataset, by name."""
+        ...
+
+    def list_devices(
+        self, contract: DataContract, *, prefix: str, after: str | None, limit: int
+    ) -> list[DeviceSpan]:
+        """Return up to ``limit`` devices after ``after`` starting with ``prefix``, by id."""
+        ...
+
+    def category_dictionary(self, dataset: str) -> dict[str, dict[str, int]]:
+        """Return the dataset's category dictionary: field -> value -> code."""
         ...
 
     def close(self) -> None:

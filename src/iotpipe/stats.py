@@ -13,9 +13,9 @@ class NumericStats:
 
     count: int
     mean: float | None
-    median: float | None
-    min: float | None
-    max: float | None
+    median: float | int | None  # integer fields: an int when the median is a whole number
+    min: float | int | None  # integer fields: an int
+    max: float | int | None
 
     def to_dict(self) -> dict[str, int | float | None]:
         """Return the JSON-ready mapping used in the retrieval body."""

@@ -408,3 +408,27 @@ def test_every_skipped_checkov_check_is_explained_in_the_deploy_guide() -> None:
     section = guide.split("## Security checks", 1)[1].split("\n## ", 1)[0]
     for check in skipped:
         assert re.search(rf"^\| `{check}` \| .+ \| .+ \|$", section, flags=re.M), check
+
+
+def test_every_api_route_reaches_the_retrieval_function() -> None:
+    from iotpipe.handlers.retrieve import ROUTES
+
+    resources = Stack().resources()
+    routes = {
+        r["Properties"]["RouteKey"]
+        for r in resources.values()
+        if r["Type"] == "AWS::ApiGatewayV2::Route"
+    }
+    assert routes == set(ROUTES)
+    spec_paths = {f"GET {path}" for path in yaml_spec()["paths"]}
+    assert spec_paths == set(ROUTES)  # the OpenAPI spec documents exactly these
+    permission = resources["ReadingsInvokePermission"]["Properties"]
+    assert permission["SourceArn"].endswith("/*/GET/*")
+
+
+def yaml_spec() -> dict[str, Any]:
+    import yaml
+
+    spec: dict[str, Any] = yaml.safe_load((ROOT / "openapi.yaml").read_text())
+    assert spec == yaml.safe_load((ROOT / "src" / "iotpipe" / "web" / "openapi.yaml").read_text())
+    return spec

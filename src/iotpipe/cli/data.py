@@ -51,8 +51,11 @@ def register(sub: Any) -> None:
     p.add_argument("--device-id", required=True)
     p.add_argument("--start", required=True, help="ISO 8601 or epoch seconds/ms (inclusive)")
     p.add_argument("--end", required=True, help="ISO 8601 or epoch seconds/ms (inclusive)")
-    p.add_argument("--dataset", default=None, help="dataset (contract) name")
+    p.add_argument("--dataset", default=None, help="dataset name (default: the only one stored)")
     p.add_argument("--limit", default=None, help="rows per page, 1..10000 (default 1000)")
+    p.add_argument(
+        "--bucket", default=None, help="aggregate in buckets: 1m, 5m, 15m, 1h, 6h, 1d, PT1H, P1D"
+    )
     p.add_argument("--cursor", default=None, help="next_cursor of the previous page")
     p.add_argument("--database-url", default=None)
     p.set_defaults(run=_query)
@@ -132,20 +135,22 @@ def _ingest_s3(args: argparse.Namespace, contract: Any, settings: Any) -> int:
 
 def _query(args: argparse.Namespace) -> int:
     from iotpipe import bootstrap
+    from iotpipe.cli.browse import only_dataset
     from iotpipe.retrieve import answer
 
     runtime = bootstrap.build_retrieve_runtime(
         bootstrap.current_settings(database_url=args.database_url)
     )
-    params = {
-        "device_id": args.device_id,
-        "start": args.start,
-        "end": args.end,
-        "limit": args.limit,
-        "cursor": args.cursor,
-        "dataset": args.dataset,
-    }
     try:
+        params = {
+            "device_id": args.device_id,
+            "start": args.start,
+            "end": args.end,
+            "limit": args.limit,
+            "cursor": args.cursor,
+            "dataset": only_dataset(runtime.store, args.dataset),
+            "bucket": args.bucket,
+        }
         body = answer(
             params, default_dataset=runtime.dataset, store=runtime.store, cursors=runtime.cursors
         )

@@ -1,15 +1,15 @@
 """``iotpipe serve``: the retrieval handler behind a local HTTP server, plus its page and spec.
 
-Each ``GET /devices/{device_id}/readings`` request becomes the API Gateway HTTP API (payload
-v2) event AWS would send, and goes to the same `iotpipe.handlers.retrieve.handler`. ``/``
-serves the chart page and ``/openapi.json`` the OpenAPI spec. One request at a time, on
-127.0.0.1 by default: a development server, not a production one.
+Each API request (``GET /devices/{device_id}/readings``, ``/datasets``, ``/devices``,
+``/datasets/{dataset}/categories``) becomes the API Gateway HTTP API (payload v2) event AWS
+would send, and goes to the same `iotpipe.handlers.retrieve.handler`. ``/`` serves the chart
+page and ``/openapi.json`` the OpenAPI spec. One request at a time, on 127.0.0.1 by default:
+a development server, not a production one.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 import uuid
 from http import HTTPStatus
@@ -22,12 +22,9 @@ import yaml
 
 from iotpipe.local.stack import LocalContext
 
-READINGS = re.compile(r"^/devices/(?P<device_id>[^/]+)/readings/?$")
-ROUTE_KEY = "GET /devices/{device_id}/readings"
-
 
 def http_api_event(path: str, query: str, source_ip: str = "127.0.0.1") -> dict[str, Any] | None:
-    """Build the HTTP API v2 event for a readings request (None when the path is not one).
+    """Build the HTTP API v2 event for an API request (None when the path is not one).
 
     Parameters
     ----------
@@ -43,23 +40,26 @@ def http_api_event(path: str, query: str, source_ip: str = "127.0.0.1") -> dict[
     dict or None
         The event API Gateway would pass to the function.
     """
-    match = READINGS.match(path)
-    if match is None:
+    from iotpipe.handlers.retrieve import PATHS
+
+    found = next(((m, key) for pattern, key in PATHS if (m := pattern.match(path))), None)
+    if found is None:
         return None
+    match, route_key = found
     # Like API Gateway: repeated parameters are joined with commas.
     params = {k: ",".join(v) for k, v in parse_qs(query, keep_blank_values=True).items()}
     return {
         "version": "2.0",
-        "routeKey": ROUTE_KEY,
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": query,
         "headers": {"accept": "application/json"},
         "queryStringParameters": params or None,
-        "pathParameters": {"device_id": unquote(match.group("device_id"))},
+        "pathParameters": {k: unquote(v) for k, v in match.groupdict().items()} or None,
         "requestContext": {
             "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1", "sourceIp": source_ip},
             "requestId": str(uuid.uuid4()),
-            "routeKey": ROUTE_KEY,
+            "routeKey": route_key,
             "stage": "$default",
         },
         "isBase64Encoded": False,

@@ -86,6 +86,19 @@ class SqlDialect:
         engine's write lock already serialises schema changes).
     to_db_time, from_db_time
         The time codec (naive UTC datetimes in and out).
+    epoch_micros
+        SQL of a stored time ``{ts}`` as integer microseconds since 1970 (exact, any year).
+    bucket_index
+        SQL of ``floor({us} / {w})`` for integers (``{w}`` > 0), exact for negative ``{us}``.
+    epoch_seconds
+        SQL of a stored time ``{ts}`` as whole seconds since 1970, exact from 1970 on.
+    int_div
+        The integer division operator (it truncates: floor for non-negative numbers).
+    finite_only
+        The engine stores no infinite or NaN float (MySQL refuses them; SQLite keeps them).
+    loose_index_scan
+        ``GROUP BY device_id`` with ``MIN(ts)``/``MAX(ts)`` reads two keys per device (not
+        every row): MySQL and MariaDB's "index for group-by".
     is_transient
         Whether an error is worth retrying (lost connection, deadlock, database busy).
     is_missing_table, is_duplicate_column
@@ -105,6 +118,12 @@ class SqlDialect:
     widen_sql: str | None = None
     inline_indexes: bool = False
     lock_sql: tuple[str, str] | None = None
+    epoch_micros: str = ""
+    bucket_index: str = ""
+    epoch_seconds: str = ""
+    int_div: str = "/"
+    finite_only: bool = False
+    loose_index_scan: bool = False
     to_db_time: Callable[[dt.datetime], Any] = _same_time
     from_db_time: Callable[[Any], dt.datetime | None] = _time_or_none
     is_transient: Callable[[BaseException], bool] = _never
@@ -114,6 +133,18 @@ class SqlDialect:
     def sql(self, statement: str) -> str:
         """Translate a statement written with ``%s`` placeholders to this driver's."""
         return statement if self.placeholder == "%s" else statement.replace("%s", self.placeholder)
+
+    def bucket_sql(self, column: str, width_seconds: int, *, since_1970: bool = False) -> str:
+        """Return SQL of the index of the ``width_seconds`` bucket a time column falls in.
+
+        ``since_1970``: every time compared is from 1970 on, so whole seconds divided with
+        truncation give the floor (cheaper); otherwise microseconds with an exact floor.
+        """
+        if since_1970:
+            seconds = self.epoch_seconds.format(ts=quote(column))
+            return f"{seconds} {self.int_div} {int(width_seconds)}"
+        us = self.epoch_micros.format(ts=quote(column))
+        return self.bucket_index.format(us=us, w=int(width_seconds) * 1_000_000)
 
     def type(self, kind: str, size: int | None = None) -> str:
         """Return the SQL type of a logical column type (`TYPE_KINDS`)."""

@@ -88,6 +88,14 @@ MYSQL = SqlDialect(
     widen_sql="ALTER TABLE {table} MODIFY {column} {type}",
     inline_indexes=True,
     lock_sql=("SELECT GET_LOCK(%s, %s)", "SELECT RELEASE_LOCK(%s)"),
+    epoch_micros="TIMESTAMPDIFF(MICROSECOND, '1970-01-01 00:00:00', {ts})",
+    # Integer floor division: `/` would round a DECIMAL to 4 places (a bucket's last
+    # microsecond into the next bucket), DIV truncates toward zero.
+    bucket_index="(({us}) - MOD(MOD({us}, {w}) + {w}, {w})) DIV {w}",
+    epoch_seconds="TIMESTAMPDIFF(SECOND, '1970-01-01 00:00:00', {ts})",
+    int_div="DIV",
+    finite_only=True,
+    loose_index_scan=True,
     is_transient=_is_transient,
     is_missing_table=lambda exc: _code(exc) == NO_SUCH_TABLE,
     is_duplicate_column=lambda exc: _code(exc) == DUPLICATE_COLUMN,

@@ -7,11 +7,13 @@ SQLite and MySQL servers that refuse LOCAL INFILE.
 
 from __future__ import annotations
 
+import datetime as dt
+import math
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 from iotpipe.contract import DEVICE_ID, TS, DataContract
-from iotpipe.model import ReadingsQuery
+from iotpipe.model import Bucket, ReadingsQuery
 from iotpipe.stats import NumericStats
 from iotpipe.storage.database import Database
 from iotpipe.storage.dialect import SqlDialect, quote
@@ -19,6 +21,15 @@ from iotpipe.times import STORABLE_FIRST, STORABLE_LAST
 
 if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
     import polars as pl
+
+EPOCH = dt.datetime(1970, 1, 1)
+
+
+def _finite(value: Any) -> Any:
+    """Return a number as JSON can carry it: a non-finite float becomes None."""
+    if value.__class__ is float and not math.isfinite(value):
+        return None
+    return value
 
 
 class BulkPath(Protocol):
@@ -144,6 +155,7 @@ class Readings:
         d = self._db.dialect
         table = quote(contract.table)
         numeric = [f.name for f in contract.numeric_fields]
+        integers = {f.name for f in contract.numeric_fields if f.type == "integer"}
         where, params = self._range(query)
         aggregates = "".join(
             # "+ 0E0": MySQL averages a BIGINT as a 4-decimal DECIMAL; this keeps it a DOUBLE.
@@ -170,12 +182,76 @@ class Readings:
                     ),
                     params,
                 )
+                if column in integers:  # exact: integers stay integers (a .5 median aside)
+                    ints = [int(r[0]) for r in cursor.fetchall()]
+                    total = sum(ints)
+                    median: float | int = (
+                        total // len(ints) if total % len(ints) == 0 else total / len(ints)
+                    )
+                    stats[column] = NumericStats(count, float(mean), median, int(low), int(high))
+                    continue
                 middle = [float(r[0]) for r in cursor.fetchall()]
                 median = sum(middle) / len(middle)
                 stats[column] = NumericStats(count, float(mean), median, float(low), float(high))
             return int(row[0]), stats
 
         return self._db.run(run)
+
+    def buckets(
+        self, contract: DataContract, query: ReadingsQuery, width_seconds: int
+    ) -> list[Bucket]:
+        """Summarise the range in buckets of ``width_seconds`` aligned to UTC multiples.
+
+        One ``GROUP BY`` over the primary-key range; the bucket of a row is
+        ``floor(microseconds since 1970 / width)``, computed exactly in SQL on both engines.
+        Empty buckets are not returned. An integer field's min and max stay integers.
+
+        Parameters
+        ----------
+        contract
+            The dataset.
+        query
+            The device and the range (``after`` and ``limit`` do not apply).
+        width_seconds
+            The bucket width (at least 1).
+
+        Returns
+        -------
+        list[Bucket]
+            The non-empty buckets, in time order.
+        """
+        d = self._db.dialect
+        numeric = contract.numeric_fields
+        where, params = self._range(query)
+        since_1970 = max(query.start, STORABLE_FIRST) >= EPOCH  # the range is clamped so
+        bucket = d.bucket_sql(TS, width_seconds, since_1970=since_1970)
+        aggregates = "".join(
+            f", COUNT({quote(f.name)}), AVG({quote(f.name)} + 0E0), "
+            f"MIN({quote(f.name)}), MAX({quote(f.name)})"
+            for f in numeric
+        )
+        statement = d.sql(
+            f"SELECT {bucket} AS b, COUNT(*){aggregates} FROM {quote(contract.table)} "
+            f"WHERE {where} GROUP BY b ORDER BY b"
+        )
+
+        def run(cursor: Any) -> list[tuple[Any, ...]]:
+            cursor.execute(statement, params)
+            return list(cursor.fetchall())
+
+        names = [f.name for f in numeric]
+        finite = d.finite_only  # else a stored inf could make a mean, min or max non-finite
+        out = []
+        for row in self._db.run(run):
+            stats = {}
+            for i, name in enumerate(names):
+                count, mean, low, high = row[2 + 4 * i : 6 + 4 * i]
+                if not finite:
+                    mean, low, high = _finite(mean), _finite(low), _finite(high)
+                stats[name] = {"count": count, "mean": mean, "min": low, "max": high}
+            start = EPOCH + dt.timedelta(seconds=int(row[0]) * width_seconds)
+            out.append(Bucket(start, int(row[1]), stats))
+        return out
 
     def page(
         self, contract: DataContract, query: ReadingsQuery, limit: int

@@ -53,6 +53,15 @@ SQLITE = SqlDialect(
     for_update="",  # BEGIN IMMEDIATE already holds the only write lock
     upsert=("ON CONFLICT (`device_id`, `ts`) DO UPDATE SET {updates}", "excluded.{column}"),
     columns_sql="SELECT name, NULL FROM pragma_table_info(%s)",
+    # Times are zero-padded text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds through julianday
+    # (rounded: exact to the second for any year), microseconds from the text.
+    epoch_micros=(
+        "(CAST(ROUND((julianday(substr({ts}, 1, 19)) - 2440587.5) * 86400) AS INTEGER)"
+        " * 1000000 + CAST(substr({ts}, 21, 6) AS INTEGER))"
+    ),
+    bucket_index="(({us}) - ((({us}) % {w}) + {w}) % {w}) / {w}",  # % truncates toward zero
+    epoch_seconds="CAST(ROUND((julianday(substr({ts}, 1, 19)) - 2440587.5) * 86400) AS INTEGER)",
+    int_div="/",
     # isoformat pads the year to 4 digits (strftime's %Y does not, below 1000).
     to_db_time=lambda value: value.isoformat(sep=" ", timespec="microseconds"),
     from_db_time=_from_db_time,

@@ -14,8 +14,18 @@ from typing import Any
 
 from iotpipe.contract import DataContract
 from iotpipe.errors import StorageError
-from iotpipe.model import Claim, LedgerEntry, Loader, ObjectRef, ReadingsQuery
+from iotpipe.model import (
+    Bucket,
+    Claim,
+    DatasetSummary,
+    DeviceSpan,
+    LedgerEntry,
+    Loader,
+    ObjectRef,
+    ReadingsQuery,
+)
 from iotpipe.stats import NumericStats
+from iotpipe.storage.browse import Browse
 from iotpipe.storage.categories import CategoryCodes, categories_ddl
 from iotpipe.storage.database import Database
 from iotpipe.storage.datasets import Datasets, datasets_ddl
@@ -60,6 +70,7 @@ class SqlStore:
             db, [*ledger_ddl(dialect), *categories_ddl(dialect), *datasets_ddl(dialect)]
         )
         self.readings = Readings(db)
+        self.browse = Browse(db, self.datasets)
 
     def ensure_schema(self, contract: DataContract) -> None:
         """Create the dataset's table (or add new columns) and register its contract."""
@@ -142,6 +153,26 @@ class SqlStore:
     ) -> list[dict[str, Any]]:
         """Up to ``limit`` rows of the range after ``query.after`` (`Readings.page`)."""
         return self.readings.page(contract, query, limit)
+
+    def buckets(
+        self, contract: DataContract, query: ReadingsQuery, width_seconds: int
+    ) -> list[Bucket]:
+        """Return the range's non-empty buckets (`Readings.buckets`)."""
+        return self.readings.buckets(contract, query, width_seconds)
+
+    def list_datasets(self) -> list[DatasetSummary]:
+        """Return every registered dataset with its fields and span (`Browse.list_datasets`)."""
+        return self.browse.list_datasets()
+
+    def list_devices(
+        self, contract: DataContract, *, prefix: str, after: str | None, limit: int
+    ) -> list[DeviceSpan]:
+        """Return a page of a dataset's devices (`Browse.list_devices`)."""
+        return self.browse.list_devices(contract, prefix=prefix, after=after, limit=limit)
+
+    def category_dictionary(self, dataset: str) -> dict[str, dict[str, int]]:
+        """Return the dataset's codes: field -> value -> code (`Browse.category_dictionary`)."""
+        return self.browse.category_dictionary(dataset)
 
     def close(self) -> None:
         """Release connections."""
