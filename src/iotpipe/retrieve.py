@@ -206,14 +206,8 @@ def parse_query(
     if start > end:
         raise InvalidQueryError("start", "is after end")
     limit = _limit(params.get("limit"))
-    dataset = params.get("dataset") or default_dataset
-    if not isinstance(dataset, str) or not IDENTIFIER.match(dataset):
-        raise InvalidQueryError(
-            "dataset", "must be a dataset name (a-z first, then a-z, 0-9 or _; 64 at most)"
-        )
-    contract = store.dataset(dataset)
-    if contract is None:
-        raise InvalidQueryError("dataset", f"unknown dataset {dataset!r}")
+    contract = known_dataset(params.get("dataset"), default_dataset, store)
+    dataset = contract.name
     if len(device_id) > contract.device_id_length:
         raise InvalidQueryError(
             "device_id", f"is longer than {contract.device_id_length} characters"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,17 @@ def _store(args: argparse.Namespace) -> Any:
     )
 
 
+def _print_body(args: argparse.Namespace, body: Callable[[Any, str], dict[str, Any]]) -> int:
+    """Print ``body(runtime, dataset)`` for the dataset named, else the only one stored."""
+    runtime = _store(args)
+    try:
+        dataset = only_dataset(runtime.store, getattr(args, "dataset", None) or None)
+        print(json.dumps(body(runtime, dataset)))
+    finally:
+        runtime.store.close()
+    return EXIT_OK
+
+
 def _datasets(args: argparse.Namespace) -> int:
     from iotpipe.retrieve import list_datasets
 
@@ -82,32 +94,27 @@ def _datasets(args: argparse.Namespace) -> int:
 def _devices(args: argparse.Namespace) -> int:
     from iotpipe.retrieve import list_devices
 
-    runtime = _store(args)
-    try:
-        dataset = only_dataset(runtime.store, args.dataset)
-        params = {"dataset": dataset, "prefix": args.prefix, "limit": args.limit}
-        params["cursor"] = args.cursor
-        body = list_devices(
-            params, default_dataset=dataset, store=runtime.store, cursors=runtime.cursors
-        )
-        print(json.dumps(body))
-    finally:
-        runtime.store.close()
-    return EXIT_OK
+    params = {"prefix": args.prefix, "limit": args.limit, "cursor": args.cursor}
+    return _print_body(
+        args,
+        lambda runtime, dataset: list_devices(
+            {**params, "dataset": dataset},
+            default_dataset=dataset,
+            store=runtime.store,
+            cursors=runtime.cursors,
+        ),
+    )
 
 
 def _categories(args: argparse.Namespace) -> int:
     from iotpipe.retrieve import category_dictionary
 
-    runtime = _store(args)
-    try:
-        dataset = only_dataset(runtime.store, args.dataset)
-        print(
-            json.dumps(category_dictionary(dataset, default_dataset=dataset, store=runtime.store))
-        )
-    finally:
-        runtime.store.close()
-    return EXIT_OK
+    return _print_body(
+        args,
+        lambda runtime, dataset: category_dictionary(
+            dataset, default_dataset=dataset, store=runtime.store
+        ),
+    )
 
 
 def _export(args: argparse.Namespace) -> int:
