@@ -108,8 +108,15 @@ class FileLoad:
         self.finished = False
 
     def upsert(self, rows: pl.DataFrame) -> int:
-        """Upsert encoded rows; return how many were sent."""
+        """Upsert encoded rows in primary-key order; return how many were sent.
+
+        A batch holds one row per key (the de-duplication kept each key's last), so its order
+        does not change what is stored; sorted by ``(device_id, ts)`` the engine inserts in a
+        run along its clustered index instead of at random places (a file in random order
+        loads 28% faster so: docs/benchmarks.md).
+        """
         if rows.height:
+            rows = rows.sort(DEVICE_ID, TS)
             self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
         return rows.height
 
