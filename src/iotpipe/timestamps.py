@@ -19,8 +19,11 @@ ISO_PATTERN = (
     r"\s*(?P<tz>[Zz]|[+-]\d{2}(?::?\d{2})?)?$"
 )
 EPOCH_PATTERN = r"^[+-]?\d+(?:\.\d+)?$"
-# The shapes most files use: a subset of ISO_PATTERN that Polars' own strptime reads directly.
-CANONICAL_PATTERN = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?$"
+# The shapes most files use: a subset of ISO_PATTERN that Polars' own strptime reads directly
+# once a 'T' is a space and a '/' in the date a '-' (loggers write 2024/05/01 10:00:00 too).
+CANONICAL_PATTERN = (
+    r"^\d{4}[-/]\d{2}[-/]\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2})?$"
+)
 UTC = "UTC"
 
 
@@ -128,7 +131,11 @@ def parse_timestamps(
     frame = raw.alias("raw").to_frame()
     # Two eager steps: in one query Polars would rewrite the text once per use.
     fast = (
-        frame.with_columns(text.str.replace("T", " ", literal=True, n=1).alias("spaced"))
+        frame.with_columns(
+            text.str.replace("T", " ", literal=True, n=1)
+            .str.replace_all("/", "-", literal=True)
+            .alias("spaced")
+        )
         .select(
             pl.when(text.str.contains(EPOCH_PATTERN))
             .then(_epoch(text))
