@@ -92,6 +92,21 @@ GROUPS = {
     ),
 }
 KILLED = {"killed", "caught by type check", "timeout"}
+# What the tests read besides the package and the tests (mutmut copies only what it is told).
+ALSO_COPY = [
+    "contracts",
+    "events",
+    "openapi.yaml",
+    "template.yaml",
+    "samconfig.toml",
+    ".checkov.yaml",
+    "bench",
+    "scripts",
+    "docs",
+    "deploy",
+    "src/Makefile",
+    "src/requirements",
+]
 
 
 def _toml_list(items: list[str]) -> str:
@@ -122,7 +137,7 @@ pytest_add_cli_args_test_selection = {_toml_list(group.tests)}
 pytest_add_cli_args = {_toml_list(deselect)}
 process_isolation = "forkserver"
 type_check_command = ["mypy", "src/iotpipe", "--output", "json", "--no-warn-unused-ignores"]
-also_copy = ["contracts", "events", "openapi.yaml", "template.yaml", "bench", "scripts", "docs"]
+also_copy = {_toml_list(ALSO_COPY)}
 """
     )
     (where / "pyproject.toml").write_text(config)

@@ -12,6 +12,7 @@ import itertools
 import json
 import re
 import tomllib
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -189,7 +190,9 @@ def test_tls_is_required_and_verified_on_every_path_to_the_database() -> None:
     assert bundle.read_text().count("BEGIN CERTIFICATE") >= 20
     from iotpipe.storage.mysql import rds_ca_bundle
 
-    assert rds_ca_bundle() == str(bundle)
+    shipped = Path(rds_ca_bundle())
+    assert shipped.parts[-3:] == ("iotpipe", "certs", "rds-ca-bundle.pem")
+    assert shipped.read_bytes() == bundle.read_bytes()
 
 
 def test_engine_and_runtime_are_in_standard_support() -> None:
