@@ -283,3 +283,47 @@ def test_local_times_in_a_dst_gap_or_repeated_hour(ambiguous: str, expected: Any
         assert reasons[3] == "ambiguous_local_time"
     else:
         assert 3 not in reasons and expected in stamps
+
+
+def test_numeric_sentinels_match_by_value_next_to_text_that_is_no_number() -> None:
+    from iotpipe.values import null_sentinels
+
+    texts = ["-200", "-200.0", "-200,0", "-2e2", "n/a", "12", "-200.5", "", None]
+    out = pl.DataFrame({"co": texts}).select(null_sentinels("co", (-200.0,))).to_series()
+    assert out.to_list() == [None, None, None, None, "n/a", "12", "-200.5", "", None]
+
+
+def test_string_fields_keep_their_case_categories_are_folded() -> None:
+    c = contract(
+        fields=[
+            {"name": "v", "type": "number"},
+            {"name": "note", "type": "string"},
+            {"name": "kind", "type": "category"},
+        ]
+    )
+    rows, _, _ = clean_bytes(b"id,time,v,note,kind\nd,2024-01-01,1,MiXeD Case,ThErMo\n", c)
+    assert rows.select("note", "kind").rows() == [("MiXeD Case", "thermo")]
+
+
+@pytest.mark.parametrize(
+    ("lines", "zone", "one_time"),
+    [
+        # Dates only, one row per batch: still one time of day across the batches.
+        (["2024-01-01", "2024-01-02", "2024-01-03"], "UTC", True),
+        # The same time in a later batch as in the first, then another: not one time.
+        (["2024-01-01 06:00", "2024-01-02 06:00", "2024-01-03 07:00"], "UTC", False),
+        (["2024-01-01 06:00", "2024-01-01 07:00", "2024-01-02 06:00"], "UTC", False),
+        # Local midnights in Paris are 23:00 UTC (22:00 in summer): one local time of day.
+        (["2024-01-01", "2024-01-15", "2024-07-01"], "Europe/Paris", True),
+    ],
+)
+def test_one_time_of_day_is_tracked_across_batches_in_the_local_zone(
+    lines: list[str], zone: str, one_time: bool
+) -> None:
+    c = contract(
+        timestamp={"source": "time", "timezone": zone}, fields=[{"name": "v", "type": "number"}]
+    )
+    data = "id,time,v\n" + "".join(f"d,{t},1\n" for t in lines)
+    _, _, counters = clean_bytes(data.encode(), c, batch_rows=1)
+    assert counters.rows_valid == 3
+    assert counters.one_time_of_day is one_time

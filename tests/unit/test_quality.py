@@ -4,12 +4,14 @@ seen through `validate_source` on small files written here (iotpipe.quality)."""
 from __future__ import annotations
 
 import io
+from collections import Counter
 
 import pytest
 
+from iotpipe.clean import CleanCounters
 from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
 from iotpipe.ingest import validate_source
-from iotpipe.quality import SHOWN_COLUMNS
+from iotpipe.quality import SHOWN_COLUMNS, warnings_for
 
 ACME = load_contract("acme_usage")
 MEASUREMENTS = [f.name for f in ACME.measurements]
@@ -89,3 +91,72 @@ def test_more_rejected_than_the_contract_allows_fails_with_the_main_reasons() ->
     body = validate("device_id,timestamp,battery_pct\n" + "\n".join(lines) + "\n", strict)
     assert body["status"] == "validated", body["error"]
     assert body["rows_rejected"] == 3
+
+
+def counters(**values: object) -> CleanCounters:
+    c = CleanCounters(one_time_of_day=False)
+    for name, value in values.items():
+        setattr(c, name, value)
+    return c
+
+
+def test_no_warning_for_an_empty_or_a_healthy_file() -> None:
+    assert warnings_for(ACME, counters()) == []
+    assert warnings_for(ACME, counters(rows_read=100, rows_valid=100)) == []
+
+
+def test_key_conflicts_warn_over_ten_percent_exactly() -> None:
+    at = counters(rows_read=200, rows_valid=180, rows_conflict=20)  # 10%: no warning
+    assert warnings_for(ACME, at) == []
+    over = counters(rows_read=200, rows_valid=179, rows_conflict=21)
+    assert warnings_for(ACME, over) == [
+        "21 of 200 rows (10%) are key conflicts (another reading for the same device and "
+        "time): is the timestamp too coarse (a date without its time column?), or the device "
+        "id the wrong column?"
+    ]
+    few = counters(rows_read=3, rows_valid=1, rows_conflict=2)
+    assert warnings_for(ACME, few)[0].startswith("2 of 3 rows (67%) are key conflicts")
+
+
+def test_rejected_rows_warn_over_half_with_the_three_main_reasons() -> None:
+    reasons = Counter(
+        {"missing_device_id": 30, "invalid_timestamp": 20, "future_timestamp": 10, "other": 1}
+    )
+    at = counters(rows_read=122, rows_valid=61, rows_rejected=61, reject_reasons=reasons)
+    assert warnings_for(ACME, at) == []  # half: no warning
+    over = counters(rows_read=121, rows_valid=60, rows_rejected=61, reject_reasons=reasons)
+    assert warnings_for(ACME, over) == [
+        "61 of 121 rows (50%) were rejected (missing_device_id 30, invalid_timestamp 20, "
+        "future_timestamp 10): does the contract describe this file?"
+    ]
+    single = counters(rows_read=1, rows_rejected=1, reject_reasons=Counter(missing_device_id=1))
+    assert warnings_for(ACME, single) == [
+        "1 of 1 rows (100%) were rejected (missing_device_id 1): does the contract describe "
+        "this file?"
+    ]
+
+
+def test_a_field_mostly_nulled_warns_counting_the_rows_kept() -> None:
+    name = MEASUREMENTS[0]
+    # 40 read, 20 rejected: 20 kept; 10 nulled is half (no warning), 11 is over.
+    at = counters(rows_read=40, rows_valid=20, rows_rejected=20, nulled=Counter({name: 10}))
+    assert warnings_for(ACME, at) == []
+    over = counters(rows_read=40, rows_valid=20, rows_rejected=20, nulled=Counter({name: 11}))
+    assert warnings_for(ACME, over) == [
+        f"{name}: 11 of 20 values (55%) were nulled as invalid or out of range: check its "
+        "type, constraints and missingValues"
+    ]
+    everything_rejected = counters(
+        rows_read=5, rows_rejected=5, nulled=Counter({name: 5}), reject_reasons=Counter(x=5)
+    )
+    assert not any(w.startswith(name) for w in warnings_for(ACME, everything_rejected))
+
+
+def test_one_time_of_day_warns_from_two_valid_rows() -> None:
+    one = counters(rows_read=1, rows_valid=1, one_time_of_day=True)
+    assert warnings_for(ACME, one) == []
+    two = counters(rows_read=2, rows_valid=2, one_time_of_day=True)
+    assert warnings_for(ACME, two) == [
+        f"every timestamp is at the same time of day in {ACME.timestamp.timezone}: are these "
+        "dates without their time (in another column)?"
+    ]
