@@ -445,6 +445,8 @@ def _zone_faults(
 ) -> pl.Series:
     """``__ts_fault``: why an unparsed timestamp failed, when its zone is the reason."""
     faults = pl.Series("__ts_fault", [None] * raw.len(), dtype=pl.String)
+    if timezone == UTC:  # no gaps and no repeated hours: the zone is never the reason
+        return faults
     unparsed = (stamps.is_null() & raw.is_not_null()).arg_true()
     if unparsed.len():
         why = local_time_faults(raw.gather(unparsed), timezone, formats)

@@ -195,7 +195,7 @@ def local_time_faults(raw: pl.Series, timezone: str, formats: tuple[str, ...] = 
     raw
         Trimmed strings that `parse_timestamps` left null (only those: it costs a parse).
     timezone
-        The zone of naive times.
+        The zone of naive times (not UTC: UTC has no gaps, so no fault is the zone's).
     formats
         The contract's timestamp formats (none: ISO 8601 and epoch).
 
@@ -205,8 +205,6 @@ def local_time_faults(raw: pl.Series, timezone: str, formats: tuple[str, ...] = 
         ``nonexistent`` for a wall-clock time that a DST gap skips, ``ambiguous`` for one that
         happens twice, null for the rest (they are not times at all).
     """
-    if timezone == UTC:
-        return pl.Series(raw.name, [None] * raw.len(), dtype=pl.String)
     checks = pl.DataFrame(
         {
             # a wall-clock time at all

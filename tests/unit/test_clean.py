@@ -327,3 +327,28 @@ def test_one_time_of_day_is_tracked_across_batches_in_the_local_zone(
     _, _, counters = clean_bytes(data.encode(), c, batch_rows=1)
     assert counters.rows_valid == 3
     assert counters.one_time_of_day is one_time
+
+
+def test_local_time_faults_with_a_timestamp_format() -> None:
+    c = contract(
+        timestamp={
+            "source": "time",
+            "timezone": "Europe/Rome",
+            "ambiguous": "reject",
+            "format": "%d/%m/%Y %H.%M.%S",
+        }
+    )
+    data = (
+        b"id,time,v,kind\n"
+        b"d1,28/03/2004 02.30.00,1,a\n"  # skipped by the spring gap
+        b"d1,31/10/2004 02.30.00,2,a\n"  # happens twice in the autumn
+        b"d1,28/03/2004 01.30.00,3,a\n"
+        b"d1,2004-03-28 01:30:00,4,a\n"  # not the contract's format
+    )
+    rows, rejected, _ = clean_bytes(data, c)
+    assert {r.line: r.reason for r in rejected} == {
+        2: "nonexistent_local_time",
+        3: "ambiguous_local_time",
+        5: "invalid_timestamp",
+    }
+    assert rows.get_column("ts").to_list() == [dt.datetime(2004, 3, 28, 0, 30)]
