@@ -352,3 +352,54 @@ def test_local_time_faults_with_a_timestamp_format() -> None:
         5: "invalid_timestamp",
     }
     assert rows.get_column("ts").to_list() == [dt.datetime(2004, 3, 28, 0, 30)]
+
+
+def test_constraint_boundaries_and_non_finite_integers() -> None:
+    c = contract(
+        fields=[
+            {"name": "v", "type": "number", "constraints": {"minimum": 0, "maximum": 100}},
+            {"name": "n", "type": "integer"},
+            {"name": "s", "type": "string", "constraints": {"maxLength": 3}},
+        ]
+    )
+    big = 2**53
+    data = (
+        "id,time,v,n,s\n"
+        f"d,2024-01-01,100,{big},abc\n"  # each at its limit: kept
+        f"d,2024-01-02,0,-{big},ab\n"
+        "d,2024-01-03,100.5,5,abcd\n"  # over the limits: nulled
+        "d,2024-01-04,-0.5,6,x\n"
+        f"d,2024-01-05,1,{2 * big},x\n"
+        "d,2024-01-06,1,inf,x\n"
+        "d,2024-01-07,1,nan,x\n"
+        "d,2024-01-08,1,-inf,x\n"
+    ).encode()
+    rows, rejected, counters = clean_bytes(data, c)
+    assert rejected == []
+    assert rows.select("v", "n", "s").rows() == [
+        (100.0, big, "abc"),
+        (0.0, -big, "ab"),
+        (None, 5, None),
+        (None, 6, "x"),
+        (1.0, None, "x"),
+        (1.0, None, "x"),
+        (1.0, None, "x"),
+        (1.0, None, "x"),
+    ]
+    assert dict(counters.nulled) == {"v": 2, "n": 3, "s": 1}  # "nan" is a missing marker
+
+
+def test_a_batch_keeps_one_row_per_key_the_last() -> None:
+    from iotpipe.dedupe import Deduplicator
+
+    t = dt.datetime(2024, 1, 1)
+    batch = pl.DataFrame(
+        {
+            "device_id": ["a", "b", "a", "a", "b"],
+            "ts": [t, t, t, t, t],
+            "v": [1.0, 2.0, 3.0, 3.0, 2.0],
+        }
+    )
+    winners, counts = Deduplicator(["device_id", "ts", "v"]).apply(batch)
+    assert winners.select("device_id", "ts", "v").rows() == [("b", t, 2.0), ("a", t, 3.0)]
+    assert (counts.new, counts.duplicate, counts.conflict) == (2, 2, 1)
