@@ -16,7 +16,8 @@ Usage::
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
 scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
 listed with the reason in ``tests/mutation_equivalent.txt``; every other survivor is printed.
-The score is killed / (all - equivalent).
+Mutants a stopped run did not reach are counted apart ("tested" is the rest). The score is
+killed / (tested - equivalent).
 """
 
 from __future__ import annotations
@@ -192,32 +193,37 @@ def equivalent() -> dict[str, str]:
     return reasons
 
 
+UNTESTED = {"not checked"}
+
+
 def summary(names: list[str]) -> int:
     explained = equivalent()
-    print("| group | mutants | killed | equivalent | survived | score |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print("| group | mutants | tested | killed | equivalent | survived | score |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     unexplained: list[str] = []
-    totals = [0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0]
     for name in names:
         verdicts = results(name)
         if not verdicts:
             continue
-        killed = sum(status in KILLED for status in verdicts.values())
-        same = [m for m, s in verdicts.items() if s not in KILLED and m in explained]
-        left = [m for m, s in verdicts.items() if s not in KILLED and m not in explained]
-        unexplained += [f"{m}: {verdicts[m]}" for m in left]
-        counts = [len(verdicts), killed, len(same), len(left)]
+        tested = {m: s for m, s in verdicts.items() if s not in UNTESTED}
+        killed = sum(status in KILLED for status in tested.values())
+        same = [m for m, s in tested.items() if s not in KILLED and m in explained]
+        left = [m for m, s in tested.items() if s not in KILLED and m not in explained]
+        unexplained += [f"{m}: {tested[m]}" for m in left]
+        counts = [len(verdicts), len(tested), killed, len(same), len(left)]
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
-        print(f"| {name} | {' | '.join(map(str, counts))} | {_score(*counts)} |")
-    print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals)} |")
+        print(f"| {name} | {' | '.join(map(str, counts))} | {_score(*counts[1:])} |")
+    print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals[1:])} |")
     if unexplained:
         print(f"\n{len(unexplained)} surviving mutants are neither killed nor explained:")
         print("\n".join(sorted(unexplained)))
     return 0
 
 
-def _score(total: int, killed: int, same: int, left: int) -> str:
-    return f"{100 * killed / (total - same):.1f}%" if total > same else "-"
+def _score(tested: int, killed: int, same: int, left: int) -> str:
+    """Killed over tested, the equivalent ones left out."""
+    return f"{100 * killed / (tested - same):.1f}%" if tested > same else "-"
 
 
 def main() -> None:
