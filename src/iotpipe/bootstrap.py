@@ -170,12 +170,15 @@ def mysql_params(settings: Settings, secret_arn: str | None = None) -> MySQLPara
     )
 
 
-def describe_database(settings: Settings) -> str:
-    """Say which database the settings choose, without a password (for messages)."""
+def describe_database(settings: Settings, store: SqlStore) -> str:
+    """Say which database a store built by `store_for` is, without a password (for messages).
+
+    From the store itself: building the description again would read the secret again.
+    """
     if settings.database_url:
         return redact(settings.database_url)
-    params = mysql_params(settings)
-    return repr(params) if params else f"sqlite:///{DEFAULT_SQLITE_PATH}"
+    params = getattr(store, "params", None)  # MySQL's connection parameters (no password)
+    return repr(params) if params is not None else f"sqlite:///{DEFAULT_SQLITE_PATH}"
 
 
 def redact(url: str) -> str:

@@ -166,11 +166,11 @@ def _db_init(args: argparse.Namespace) -> int:
     contract = contract_of(args)
     settings = bootstrap.current_settings(database_url=args.database_url)
     store = bootstrap.store_for(settings)
+    where = bootstrap.describe_database(settings, store)
     try:
         store.ensure_schema(contract)
     finally:
         store.close()
-    where = bootstrap.describe_database(settings)
     print(f"ok: table {contract.table} for {contract.name} in {where}")
     return EXIT_OK
 
