@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qs, urlsplit
 
 from iotpipe.config import DEFAULT_SQLITE_PATH, Settings
 from iotpipe.contract import DataContract, load_contract
@@ -82,8 +83,11 @@ def configured(**changes: Any) -> Iterator[None]:
 
 def current_settings(**changes: Any) -> Settings:
     """Return the environment's settings with the configured overrides, then ``changes``."""
-    values = {k: v for k, v in _overrides.values.items() if k != AWS_CLIENT}
-    values.update({k: v for k, v in changes.items() if v is not None})
+    values: dict[str, Any] = {}
+    for layer in (_overrides.values, {k: v for k, v in changes.items() if v is not None}):
+        values.update({k: v for k, v in layer.items() if k != AWS_CLIENT})
+        if layer.get("database_url") and "read_database_url" not in layer:
+            values["read_database_url"] = None  # a driver named the database: read it there
     return dataclasses.replace(Settings.from_env(), **values)
 
 
@@ -130,6 +134,37 @@ def store_for(settings: Settings) -> SqlStore:
         return build_store(f"sqlite:///{DEFAULT_SQLITE_PATH}")
     from iotpipe.storage.mysql import MySQLStore
 
+    return MySQLStore(params)
+
+
+def read_store_for(settings: Settings) -> SqlStore:
+    """Build the retrieval store: the reader ``IOTPIPE_READ_DATABASE_URL`` names, else `store_for`.
+
+    A reader URL with a user is used as it is. Without one (``mysql://reader-host:3306/db``,
+    what a deployment sets), the connection takes the function's credentials - its secret or
+    its IAM user - and its TLS settings, with the reader's host, port and database.
+    """
+    url = settings.read_database_url
+    if not url:
+        return store_for(settings)
+    parts = urlsplit(url)
+    deployed = settings.db_secret_arn or settings.db_iam_user
+    if parts.scheme == "sqlite" or parts.username or not deployed:
+        return build_store(url)
+    from iotpipe.storage.mysql import MySQLStore
+
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    reader = dataclasses.replace(
+        settings,
+        database_url=None,
+        db_host=parts.hostname,
+        db_port=parts.port or settings.db_port,
+        db_name=parts.path.lstrip("/") or settings.db_name,
+        db_ssl_ca=query.get("ssl_ca") or settings.db_ssl_ca,
+    )
+    params = mysql_params(reader)
+    if params is None:  # unreachable: a secret or an IAM user is set
+        raise StorageError("the reader URL has no user and the function no credentials")
     return MySQLStore(params)
 
 
@@ -335,7 +370,7 @@ def build_retrieve_runtime(
 
     settings = settings or current_settings()
     return RetrieveRuntime(
-        store or store_for(settings),
+        store or read_store_for(settings),
         CursorCodec(cursor_secret(settings)),
         ContractCatalog(settings).default_dataset,
         _overrides.generation,

@@ -31,6 +31,9 @@ ENV_INPUT_PREFIX = "IOTPIPE_INPUT_PREFIX"
 ENV_DB_SSL_CA = "IOTPIPE_DB_SSL_CA"  # CA bundle for TLS to MySQL; "rds" = the shipped RDS CAs
 ENV_DB_IAM_USER = "IOTPIPE_DB_IAM_USER"  # connect as this user with RDS IAM tokens (RDS Proxy)
 ENV_CURSOR_SECRET_ARN = "IOTPIPE_CURSOR_SECRET_ARN"  # read at runtime, never put in the env
+# The retrieval function's reader (a replica or an Aurora reader endpoint). A URL without a
+# user takes its credentials from the function's secret (or IAM user), never from the env.
+ENV_READ_DATABASE_URL = "IOTPIPE_READ_DATABASE_URL"
 # The admin function's schema step: the users it creates, each with its own secret.
 ENV_INGEST_USER_SECRET_ARN = "IOTPIPE_INGEST_USER_SECRET_ARN"
 ENV_READ_USER_SECRET_ARN = "IOTPIPE_READ_USER_SECRET_ARN"
@@ -70,6 +73,7 @@ class Settings:
     cursor_secret_arn: str | None = None
     ingest_user_secret_arn: str | None = None
     read_user_secret_arn: str | None = None
+    read_database_url: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -110,6 +114,7 @@ class Settings:
             cursor_secret_arn=env.get(ENV_CURSOR_SECRET_ARN) or None,
             ingest_user_secret_arn=env.get(ENV_INGEST_USER_SECRET_ARN) or None,
             read_user_secret_arn=env.get(ENV_READ_USER_SECRET_ARN) or None,
+            read_database_url=env.get(ENV_READ_DATABASE_URL) or None,
         )
 
 

@@ -226,3 +226,54 @@ def test_a_rotated_password_is_read_again_by_the_next_invocation(
     with contextlib.closing(tls_mariadb.root()) as conn, conn.cursor() as cur:
         cur.execute("SELECT COUNT(*) FROM information_schema.processlist WHERE user = 'it_read'")
         assert cur.fetchone()[0] >= 1  # logged in again, as the rotated user
+
+
+def test_the_retrieval_function_reads_from_the_reader_endpoint(
+    tls_mariadb: TlsMariaDB,
+    secrets: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    from iotpipe.admin import init_database
+    from iotpipe.handlers import retrieve
+    from tests.integration.conftest import load_sample
+
+    init_database(_settings(tls_mariadb, secrets, "admin"))
+    path = tmp_path / "acme.csv"
+    root_url = f"mysql://{ADMIN_USER}:{ADMIN_PASSWORD}@127.0.0.1:{tls_mariadb.port}/{DATABASE}"
+    load_sample(f"{root_url}?ssl_ca={tls_mariadb.ca}", path, 3_000, devices=3, seed=8)
+    with contextlib.closing(tls_mariadb.root()) as conn, conn.cursor() as cur:
+        cur.execute(
+            f"SELECT device_id, COUNT(*), MIN(ts), MAX(ts) FROM {DATABASE}.device_usage"
+            " GROUP BY device_id ORDER BY device_id LIMIT 1"
+        )
+        device, stored, first, last = cur.fetchone()
+
+    # As deployed with a ReadEndpoint: the primary (IOTPIPE_DB_HOST/PORT) is unreachable
+    # here, the reader URL has no user: the read user's secret logs in to the reader.
+    for name, value in {
+        "IOTPIPE_DB_SECRET_ARN": secrets["read"],
+        "IOTPIPE_DB_HOST": "127.0.0.1",
+        "IOTPIPE_DB_PORT": "1",
+        "IOTPIPE_DB_NAME": "not_this_one",
+        "IOTPIPE_DB_SSL_CA": str(tls_mariadb.ca),
+        "IOTPIPE_READ_DATABASE_URL": f"mysql://127.0.0.1:{tls_mariadb.port}/{DATABASE}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    bootstrap.use_retrieve_runtime(None)
+    event = {
+        "device_id": device,
+        "date_range": {"start": first.isoformat() + "Z", "end": last.isoformat() + "Z"},
+        "limit": 10_000,
+    }
+    body = retrieve.handler(event, LocalContext())
+    assert body["count"] == stored and len(body["rows"]) == stored
+    datasets = retrieve.handler({"action": "datasets"}, LocalContext())
+    assert [d["name"] for d in datasets["datasets"]] == ["acme_usage"]
+    with contextlib.closing(tls_mariadb.root()) as conn, conn.cursor() as cur:
+        cur.execute(
+            "SELECT COUNT(*) FROM information_schema.processlist"
+            " WHERE user = 'it_read' AND db = %s",
+            (DATABASE,),
+        )
+        assert cur.fetchone()[0] >= 1  # the read user, on the reader's database

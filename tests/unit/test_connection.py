@@ -115,3 +115,36 @@ def test_ssl_ca_in_a_url_turns_on_verification() -> None:
     assert tls == {"ssl_ca": "/etc/ca.pem", "ssl_verify_cert": True, "ssl_verify_identity": True}
     assert "tls=verified" in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
     assert "secret" not in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
+
+
+def test_the_reader_url_takes_the_functions_credentials_and_tls() -> None:
+    from iotpipe import bootstrap
+    from iotpipe.config import Settings
+
+    secrets = FakeSecrets({"username": "reader", "password": "pw", "host": "primary.internal"})
+    deployed = Settings(
+        db_secret_arn="arn",
+        db_host="proxy.internal",
+        db_port=3306,
+        db_name="iotpipe",
+        db_ssl_ca="rds",
+        read_database_url="mysql://replica.internal:3307/fleet",
+    )
+    with bootstrap.configured(aws_client=lambda _service: secrets):
+        store = bootstrap.read_store_for(deployed)
+        params = store.params  # type: ignore[attr-defined]
+        assert (params.host, params.port, params.database) == ("replica.internal", 3307, "fleet")
+        assert params.ssl_ca == mysql.RDS_CA_BUNDLE
+        assert params.credentials.get() == ("reader", "pw")
+        writer = bootstrap.store_for(deployed).params  # type: ignore[attr-defined]
+        assert (writer.host, writer.database) == ("proxy.internal", "iotpipe")
+
+    # A URL with a user is a whole URL; a driver's --database-url replaces the reader too.
+    local = Settings(read_database_url="mysql://ro:pw@127.0.0.1:3307/db?ssl_ca=/ca.pem")
+    given = bootstrap.read_store_for(local).params  # type: ignore[attr-defined]
+    assert (given.port, given.user, given.ssl_ca) == (3307, "ro", "/ca.pem")
+    assert bootstrap.read_store_for(Settings()).__class__.__name__ == "SQLiteStore"
+    with bootstrap.configured(read_database_url="mysql://ro@replica/db"):
+        assert bootstrap.current_settings().read_database_url == "mysql://ro@replica/db"
+        overridden = bootstrap.current_settings(database_url="sqlite:///x.db")
+        assert overridden.read_database_url is None

@@ -307,6 +307,31 @@ def test_each_function_holds_only_its_own_database_user() -> None:
     assert proxy_secrets == {"<IngestUserSecret>", "<ReadUserSecret>"}
 
 
+def test_a_reader_endpoint_serves_reads_with_the_read_users_secret() -> None:
+    assert "IOTPIPE_READ_DATABASE_URL" not in env_of(Stack(), "RetrieveFunction")
+    stack = Stack(ReadEndpoint="replica.example.internal:3307")
+    assert stack.accepted()
+    env = env_of(stack, "RetrieveFunction")
+    url = "mysql://replica.example.internal:3307/iotpipe?ssl_ca=rds"
+    assert env["IOTPIPE_READ_DATABASE_URL"] == url  # no user: credentials from the secret
+    assert env["IOTPIPE_DB_SECRET_ARN"] == "<ReadUserSecret>"
+    assert "IOTPIPE_READ_DATABASE_URL" not in env_of(stack, "IngestFunction")
+    existing = Stack(
+        DatabaseMode="existing",
+        ExistingDbSecretArn=ARN,
+        ExistingDbHost="db.example.internal",
+        ExistingDbName="fleet",
+        ReadEndpoint="reader.example.internal",
+    )
+    read_url = env_of(existing, "RetrieveFunction")["IOTPIPE_READ_DATABASE_URL"]
+    assert read_url == "mysql://reader.example.internal/fleet?ssl_ca=rds"
+    # IAM tokens are granted for the proxy only: a reader needs the password path.
+    assert not Stack(ProxyIamAuth="true", ReadEndpoint="replica.example.internal").accepted()
+    pattern = re.compile(Stack().doc["Parameters"]["ReadEndpoint"]["AllowedPattern"])
+    assert pattern.fullmatch("") and pattern.fullmatch("a-b.c.rds.amazonaws.com:3306")
+    assert not pattern.fullmatch("mysql://user:pw@host/db")
+
+
 def test_secrets_are_read_at_runtime_never_resolved_into_the_environment() -> None:
     text = (ROOT / "template.yaml").read_text()
     assert "{{resolve:" not in text
