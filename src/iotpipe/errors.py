@@ -52,6 +52,10 @@ class SourceReadError(IotpipeError):
     """Reading the source broke off (a network error mid-stream); retrying may succeed."""
 
 
+class FileTooLongError(IotpipeError):
+    """A file cannot be loaded within one invocation's time: split it (docs/scale.md)."""
+
+
 class FileFailedError(IotpipeError):
     """A file as a whole cannot be loaded; it was quarantined and the ledger says failed."""
 

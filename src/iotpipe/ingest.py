@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import io
 import queue
 import threading
 import time
@@ -28,6 +29,7 @@ from iotpipe.contract import DataContract
 from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 from iotpipe.errors import (
     FileFailedError,
+    FileTooLongError,
     ObjectBusyError,
     SourceFormatError,
     SourceMissingError,
@@ -47,6 +49,7 @@ from iotpipe.model import (
 )
 from iotpipe.quality import check_fit, check_outcome, warnings_for
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
+from iotpipe.readers.streams import PIECE_BYTES, ReadStream
 from iotpipe.report import IngestReport
 from iotpipe.storage.store import new_owner
 from iotpipe.times import iso_z
@@ -74,7 +77,8 @@ class IngestOptions:
         Rows per batch.
     remaining_seconds
         Time left for this invocation (a Lambda context); no retry starts without
-        ``min_retry_seconds`` left.
+        ``min_retry_seconds`` left, and a load that cannot finish in time fails early
+        (`LoadDeadline`).
     min_retry_seconds
         See ``remaining_seconds``.
     now
@@ -205,8 +209,9 @@ def ingest_object(
             raise ObjectBusyError(f"{ref.source} {holder} by another worker")
         try:
             return _load_once(opener, claim, contract, store, report, rejects, options, progress)
-        except (SourceFormatError, SourceMissingError) as exc:
+        except (SourceFormatError, SourceMissingError, FileTooLongError) as exc:
             report.source_missing = isinstance(exc, SourceMissingError)
+            report.too_long = isinstance(exc, FileTooLongError)
             report.end("failed", str(exc))
             store.fail(claim, str(exc), report.to_dict())
             return report
@@ -293,7 +298,7 @@ def ingest_announced(
             rejects_url = sink.upload()
             if rejects_url:
                 report.outputs["rejects"] = rejects_url
-        elif report.status == "failed" and not report.source_missing:
+        elif report.status == "failed" and not (report.source_missing or report.too_long):
             report.outputs["quarantine"] = objects.quarantine(obj.bucket, obj.key, version_id)
         if report.status != "skipped":
             report.outputs["report"] = objects.write_report(obj.bucket, obj.key, report.to_dict())
@@ -316,11 +321,15 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
 ) -> IngestReport:
     if rejects is not None:
         rejects.begin()
-    with opener() as stream, store.load(claim, contract) as loader:
+    deadline = LoadDeadline.of(claim.ref, options.remaining_seconds)
+    with opener() as source, store.load(claim, contract) as loader:
+        stream = source if deadline is None else deadline.counted(source)
         batches = _pipeline(
             stream, contract, store, report, options.now, options.batch_rows, prefetch=True
         )
         for rows, rejected in batches:
+            if deadline is not None:
+                deadline.check(report.counters.rows_read)
             loader.upsert(rows)
             if rejects is not None and rejected:
                 rejects.write(rejected)
@@ -331,6 +340,75 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
         report.rows_loaded = report.counters.rows_valid
         loader.finish(report.end("loaded").to_dict())
     return report
+
+
+class LoadDeadline:
+    """Tells early that a load cannot finish before the invocation ends.
+
+    A file is one transaction: a load cut off by the Lambda timeout is rolled back, delivered
+    again and cut off again until the dead-letter queue. After each batch, the rate measured
+    so far (bytes of the object read per second; compressed bytes for gzip) projects when the
+    whole object will be read; when that is past the time left (less a reserve for the
+    commit and the outputs) the load stops, rolls back and fails with `FileTooLongError`,
+    which says how large the parts of a split should be.
+
+    Parameters
+    ----------
+    size
+        The object's size in bytes.
+    available
+        Seconds the load may take.
+    """
+
+    RESERVE_SHARE = 0.1  # of the time left, for the commit, the report and the rejects upload
+    MAX_RESERVE_SECONDS = 30.0
+    PART_SHARE = 0.7  # suggested parts fill this share of what one invocation can read
+
+    def __init__(self, size: int, available: float) -> None:
+        self.size = size
+        self.available = available
+        self.started = time.monotonic()
+        self.read = 0
+
+    @classmethod
+    def of(cls, ref: ObjectRef, remaining: Callable[[], float] | None) -> LoadDeadline | None:
+        """Return the deadline of a load (None: no time limit, or the size is unknown)."""
+        if remaining is None or not ref.size:
+            return None
+        left = remaining()
+        return cls(ref.size, left - min(cls.MAX_RESERVE_SECONDS, cls.RESERVE_SHARE * left))
+
+    def counted(self, stream: IO[bytes]) -> IO[bytes]:
+        """Return ``stream`` counting the bytes read from it."""
+
+        def read(n: int = -1) -> bytes:
+            data = stream.read(n)
+            self.read += len(data)
+            return data
+
+        return io.BufferedReader(ReadStream(read, stream.close), buffer_size=PIECE_BYTES)
+
+    def check(self, rows_read: int) -> None:
+        """Raise `FileTooLongError` when the projected end is past the time available.
+
+        ``rows_read`` (so far) sizes the parts the error suggests.
+        """
+        elapsed = time.monotonic() - self.started
+        read = min(self.read, self.size)
+        if read <= 0 or read >= self.size:
+            return
+        rate = read / max(elapsed, 1e-6)
+        projected = self.size / rate
+        if projected <= self.available:
+            return
+        rows = max(1, int(rows_read / max(elapsed, 1e-6) * self.available * self.PART_SHARE))
+        raise FileTooLongError(
+            f"too long for one invocation: {self.size:,} bytes at the {rate / 1e6:.2f} MB/s "
+            f"measured over the first {read / self.size:.0%} would take about "
+            f"{projected:.0f} s, and {self.available:.0f} s are available. Split it into parts "
+            f"of at most {rows:,} rows (iotpipe split FILE --rows {rows} --out DIR) and upload "
+            "those; docs/scale.md, 'Files larger than one invocation'"
+        )
 
 
 def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)

@@ -36,6 +36,7 @@ class IngestReport:
     seconds: float = 0.0
     outputs: dict[str, str] = field(default_factory=dict)  # rejects / report / quarantine URLs
     source_missing: bool = False  # the object was gone: nothing to quarantine
+    too_long: bool = False  # could not finish in one invocation: to split, not to quarantine
     matched: dict[str, Any] | None = None  # what a "skipped" version matched in the ledger
     warnings: list[str] = field(default_factory=list)  # a contract that looks wrong
     started: float = field(default_factory=time.perf_counter, repr=False)

@@ -1,8 +1,8 @@
 """The ``iotpipe`` console script: a driver over the same services the Lambdas use.
 
-Commands live by group: `data` (validate, ingest, query, files, db init), `browse`
-(datasets, devices, categories, export), `local` (demo, local up, serve, upload) and
-`contracts` (sample, contract infer/check).
+Commands live by group: `data` (validate, ingest, query, files, db init), `fleet` (backfill,
+split), `browse` (datasets, devices, categories, export), `local` (demo, local up, serve,
+upload) and `contracts` (sample, contract infer/check).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from iotpipe.cli import browse, contracts, data, local
+from iotpipe.cli import browse, contracts, data, fleet, local
 from iotpipe.cli.common import EXIT_OK, EXIT_USAGE
 from iotpipe.errors import IotpipeError
 
@@ -49,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     data.register(sub)
+    fleet.register(sub)
     browse.register(sub)
     local.register(sub)
     contracts.register(sub)

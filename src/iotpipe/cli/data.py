@@ -1,4 +1,4 @@
-"""The data commands: validate, ingest, backfill, query, files, db init."""
+"""The data commands: validate, ingest, query, files, db init."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 from iotpipe.cli.common import (
-    EXIT_FAILED,
     EXIT_OK,
     ProgressLine,
     contract_of,
@@ -39,17 +38,6 @@ def register(sub: Any) -> None:
         "--force", action="store_true", help="load again a version the ledger says is loaded"
     )
     p.set_defaults(run=_ingest)
-
-    p = sub.add_parser(
-        "backfill", help="announce the objects already in a bucket to the ingest queue"
-    )
-    p.add_argument("source", help="s3://bucket/prefix to list")
-    p.add_argument("--queue-url", required=True, help="the ingest function's SQS queue")
-    p.add_argument("--since", default=None, help="only objects modified at/after (ISO 8601)")
-    p.add_argument("--start-after", default=None, help="resume: only keys after this one")
-    p.add_argument("--dry-run", action="store_true", help="list and count; send nothing")
-    p.add_argument("--json", action="store_true", help="print one JSON object, no progress")
-    p.set_defaults(run=_backfill)
 
     p = sub.add_parser("files", help="list the ledger: what was loaded, skipped, failed, and why")
     p.add_argument("--status", default=None, choices=["loading", "loaded", "failed"])
@@ -143,62 +131,6 @@ def _ingest_s3(args: argparse.Namespace, contract: Any, settings: Any) -> int:
     finally:
         store.close()
     return print_report(body, args.json)
-
-
-def _backfill(args: argparse.Namespace) -> int:
-    from iotpipe import bootstrap
-    from iotpipe.backfill import BackfillError, backfill, parse_since
-
-    if not args.source.startswith("s3://"):
-        raise IotpipeError(f"not an s3://bucket/prefix URL: {args.source}")
-    bucket, _, prefix = args.source.removeprefix("s3://").partition("/")
-    if not bucket:
-        raise IotpipeError(f"no bucket in {args.source}")
-    settings = bootstrap.current_settings()
-    s3 = bootstrap.aws_client("s3", settings)
-    shown = not args.json and sys.stderr.isatty()
-
-    def progress(result: Any) -> None:
-        if shown:
-            print(
-                f"\r{result.sent:,} sent of {result.listed:,} listed; last {result.resume_after}",
-                end="",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    try:
-        result = backfill(
-            s3,
-            bootstrap.aws_client("sqs", settings),
-            bucket,
-            prefix,
-            args.queue_url,
-            since=parse_since(args.since) if args.since else None,
-            start_after=args.start_after,
-            dry_run=args.dry_run,
-            owns=bootstrap.object_source(settings).prefixes.owns,
-            progress=progress,
-            region=s3.meta.region_name or "us-east-1",
-        )
-    except BackfillError as exc:
-        if shown:
-            print(file=sys.stderr)
-        print(json.dumps({"status": "stopped", "error": str(exc), **exc.result.to_dict()}))
-        return EXIT_FAILED
-    if shown:
-        print(file=sys.stderr)
-    body = {"status": "dry-run" if args.dry_run else "sent", **result.to_dict()}
-    if args.json:
-        print(json.dumps(body))
-    else:
-        verb = "would send" if args.dry_run else "sent"
-        print(
-            f"{verb} {result.sent:,} of {result.listed:,} objects listed under {args.source} "
-            f"({result.skipped_older:,} older than --since, {result.skipped_outputs:,} of "
-            f"iotpipe's outputs) in {result.seconds:.1f} s; last key {result.resume_after}"
-        )
-    return EXIT_OK
 
 
 def _query(args: argparse.Namespace) -> int:

@@ -162,10 +162,13 @@ class Poller:
     the queue, to come back after the visibility timeout.
     """
 
-    def __init__(self, stack: LocalStack, handler: Handler | None = None) -> None:
+    def __init__(
+        self, stack: LocalStack, handler: Handler | None = None, timeout_seconds: float = 900.0
+    ) -> None:
         self.stack = stack
         self._sqs = stack.client("sqs")
         self._handler = handler
+        self.timeout_seconds = timeout_seconds  # each invocation's (the function's timeout)
         self.invocations = 0
 
     def poll_once(self, wait_seconds: int = 1) -> int:
@@ -182,7 +185,7 @@ class Poller:
         event = {"Records": [self._record(m) for m in messages]}
         self.invocations += 1
         try:
-            result = self.handler()(event, LocalContext())
+            result = self.handler()(event, LocalContext(self.timeout_seconds))
             failed = {f["itemIdentifier"] for f in result.get("batchItemFailures", [])}
         except Exception:  # as on AWS: the whole batch comes back
             failed = {m["MessageId"] for m in messages}
