@@ -66,4 +66,5 @@ def test_a_file_too_long_for_its_invocation_fails_fast_and_its_parts_load_exactl
         mariadb_url, "SELECT status FROM iotpipe_ledger WHERE source LIKE '%/parts/%'"
     )
     assert loaded == [("loaded",)] * len(names)
+    assert truth.rows is not None
     assert table_rows(mariadb_url, ACME) == sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
