@@ -420,8 +420,8 @@ class Simulation:
             for device, t in self.fleet.truth.items()
         }
         if got != want:
-            wrong = sorted(k for k in set(want) | set(got) if got.get(k) != want.get(k))
-            raise AssertionError(f"the table differs from the truth for {wrong[:5]}")
+            devices = sorted(k for k in set(want) | set(got) if got.get(k) != want.get(k))
+            raise AssertionError(f"the table differs from the truth for {devices[:5]}")
         (total,) = _query(url, f"SELECT COUNT(*) FROM {TABLE}")[0]
         if total != self.fleet.rows:
             raise AssertionError(f"{total} rows stored, {self.fleet.rows} generated")
