@@ -10,13 +10,16 @@ database and a fresh child process (so peak RSS is its own), in the same run:
 3. ``executemany``: PyMySQL ``executemany`` of the same clean rows (multi-row INSERT ... ON
    DUPLICATE KEY UPDATE).
 
-Rates are stored rows per second. ``--order random`` shuffles the messy file's data lines
-(seeded; merged files from many gateways arrive so), ``--order time`` (the default) keeps the
-generator's time order; the clean rows the baselines load are that file's winners, sorted by
-key ``(device_id, ts)`` - the best order for LOAD DATA. Usage (MariaDB on 127.0.0.1:3306,
+Rates are stored rows per second. ``--generator sample`` (the default) writes the file with
+`iotpipe.sample`; ``--generator messy`` with `bench.messy`, an independent generator (BOM,
+CRLF, a shuffled case-varied header with an extra column, quoted commas, the seven timestamp
+shapes mixed evenly). ``--order random`` shuffles the data records (seeded; merged files from
+many gateways arrive so), ``--order time`` (the default) keeps the generator's time order;
+the clean rows the baselines load are that file's winners, sorted by key ``(device_id, ts)``
+- the best order for LOAD DATA. Usage (MariaDB on 127.0.0.1:3306,
 root, no password)::
 
-    .venv/bin/python -m bench.ingest --rows 1000000 [--order time|random]
+    .venv/bin/python -m bench.ingest --rows 1000000 [--order time|random] [--generator messy]
 """
 
 from __future__ import annotations
@@ -234,6 +237,33 @@ def _median_round(runs: list[dict[str, float]]) -> dict[str, float]:
     return sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
 
 
+def messy_file(directory: Path, rows: int, generator: str, order: str, *, gzip: bool) -> Path:
+    """Write (once) the messy file a run ingests; return its path."""
+    from iotpipe.sample import write_sample
+
+    directory.mkdir(parents=True, exist_ok=True)
+    suffix = ".csv.gz" if gzip else ".csv"
+    if generator == "messy":
+        from bench.messy import write_messy
+
+        path = directory / f"messy_{rows}_{order}{suffix}"
+        if not path.exists():
+            truth = write_messy(path, rows, devices=200, order=order)
+            print(f"# generated: {truth}", file=sys.stderr)
+        return path
+    path = directory / f"acme_{rows}{suffix}"
+    if not path.exists():
+        write_sample(path, rows, devices=200, seed=1)
+    if order == "random":
+        if gzip:
+            raise SystemExit("--order random with --generator sample is for the plain CSV")
+        ordered = directory / f"acme_{rows}.random.csv"
+        if not ordered.exists():
+            shuffled(path, ordered)
+        return ordered
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -242,6 +272,9 @@ def main() -> None:
     parser.add_argument("--gzip", action="store_true", help="the messy file gzipped")
     parser.add_argument(
         "--order", choices=["time", "random"], default="time", help="the messy file's row order"
+    )
+    parser.add_argument(
+        "--generator", choices=["sample", "messy"], default="sample", help="who writes the file"
     )
     parser.add_argument(
         "--repeat",
@@ -257,19 +290,7 @@ def main() -> None:
         print(json.dumps(child(args.child, args.path, args.url)))
         return
 
-    from iotpipe.sample import write_sample
-
-    args.dir.mkdir(parents=True, exist_ok=True)
-    messy = args.dir / f"acme_{args.rows}.csv{'.gz' if args.gzip else ''}"
-    if not messy.exists():
-        write_sample(messy, args.rows, devices=200, seed=1)
-    if args.order == "random":
-        if args.gzip:
-            parser.error("--order random is for the plain CSV")
-        ordered = args.dir / f"acme_{args.rows}.random.csv"
-        if not ordered.exists():
-            shuffled(messy, ordered)
-        messy = ordered
+    messy = messy_file(args.dir, args.rows, args.generator, args.order, gzip=args.gzip)
     clean = args.dir / f"{messy.name}.clean.csv"
     if not clean.exists() or clean.stat().st_mtime < messy.stat().st_mtime:
         prepare_clean_csv(messy, clean)

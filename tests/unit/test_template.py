@@ -307,6 +307,14 @@ def test_each_function_holds_only_its_own_database_user() -> None:
     assert proxy_secrets == {"<IngestUserSecret>", "<ReadUserSecret>"}
 
 
+def test_the_ingest_function_has_room_in_tmp_to_sort_a_file() -> None:
+    props = Stack().resources()["IngestFunction"]["Properties"]
+    assert props["EphemeralStorage"] == {"Size": "2048"}
+    assert Stack(IngestTmpMb="10240").resources()["IngestFunction"]["Properties"][
+        "EphemeralStorage"
+    ] == {"Size": "10240"}
+
+
 def test_a_reader_endpoint_serves_reads_with_the_read_users_secret() -> None:
     assert "IOTPIPE_READ_DATABASE_URL" not in env_of(Stack(), "RetrieveFunction")
     stack = Stack(ReadEndpoint="replica.example.internal:3307")

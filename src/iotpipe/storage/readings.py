@@ -22,6 +22,8 @@ from iotpipe.times import STORABLE_FIRST, STORABLE_LAST
 if TYPE_CHECKING:  # Polars is the ingest engine; retrieval never imports it
     import polars as pl
 
+    from iotpipe.storage.spill import SpilledRuns
+
 EPOCH = dt.datetime(1970, 1, 1)
 
 
@@ -77,6 +79,11 @@ class InsertBulkPath:
 class FileLoad:
     """One file's load: batches upserted, then the ledger's ``loaded``, in one transaction.
 
+    Rows are written in primary-key order: each batch sorted, and once the file shows it is
+    not in time order (most of a batch behind what its devices already have), the rest is
+    kept as sorted runs on disk and merged in key order before the ledger is marked
+    (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
+
     Parameters
     ----------
     cursor
@@ -89,9 +96,13 @@ class FileLoad:
         Writes the ledger's ``loaded`` (with the report) through the same cursor.
     whole_rows
         The contract carries every column of the table (see `BulkPath.upsert`).
+    spill_dir
+        Where runs go (the system's temporary directory by default).
     """
 
-    def __init__(
+    BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
+
+    def __init__(  # noqa: PLR0913 (the load's parts)
         self,
         cursor: Any,
         contract: DataContract,
@@ -99,6 +110,7 @@ class FileLoad:
         mark_loaded: Callable[[Mapping[str, Any]], None],
         *,
         whole_rows: bool,
+        spill_dir: str | None = None,
     ) -> None:
         self.cursor = cursor
         self._contract = contract
@@ -106,24 +118,82 @@ class FileLoad:
         self._mark_loaded = mark_loaded
         self.whole_rows = whole_rows
         self.finished = False
+        self._spill_dir = spill_dir
+        self._frontier: pl.DataFrame | None = None  # each device's latest time written
+        self._runs: SpilledRuns | None = None
+        self._batch_rows = 0
+
+    @property
+    def spilled(self) -> bool:
+        """Whether the file was loaded through sorted runs (it was not in time order)."""
+        return self._runs is not None
 
     def upsert(self, rows: pl.DataFrame) -> int:
-        """Upsert encoded rows in primary-key order; return how many were sent.
+        """Upsert encoded rows in primary-key order; return how many were taken.
 
-        A batch holds one row per key (the de-duplication kept each key's last), so its order
-        does not change what is stored; sorted by ``(device_id, ts)`` the engine inserts in a
-        run along its clustered index instead of at random places (a file in random order
-        loads 28% faster so: docs/benchmarks.md).
+        A batch holds one row per key (the de-duplication kept each key's last), so sorting
+        it by ``(device_id, ts)`` changes nothing stored; the engine then inserts along its
+        clustered index instead of at random places.
         """
-        if rows.height:
-            rows = rows.sort(DEVICE_ID, TS)
-            self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
+        if not rows.height:
+            return 0
+        rows = rows.sort(DEVICE_ID, TS)
+        self._batch_rows = max(self._batch_rows, rows.height)
+        if self._runs is None and self._behind(rows):
+            from iotpipe.storage.spill import SpilledRuns
+
+            self._runs = SpilledRuns(self._spill_dir)
+        if self._runs is not None:
+            self._runs.add(rows)
+        else:
+            self._write(rows)
         return rows.height
 
     def finish(self, report: Mapping[str, Any]) -> None:
-        """Mark the object loaded (committed with the rows when the load's block ends)."""
+        """Write the kept runs in key order, then mark the object loaded.
+
+        Both commit with the batches when the load's block ends.
+        """
+        if self._runs is not None:
+            for chunk in self._runs.merged(self._batch_rows):
+                self._bulk.upsert(
+                    self.cursor, self._contract.table, chunk, whole_rows=self.whole_rows
+                )
+            self._runs.close()
         self._mark_loaded(report)
         self.finished = True
+
+    def close(self) -> None:
+        """Remove any runs left on disk (a load that failed or was rolled back)."""
+        if self._runs is not None:
+            self._runs.close()
+
+    def _write(self, rows: pl.DataFrame) -> None:
+        import polars as pl
+
+        self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
+        latest = rows.group_by(DEVICE_ID).agg(pl.col(TS).max().alias("frontier"))
+        if self._frontier is not None:
+            latest = (
+                pl.concat([self._frontier, latest])
+                .group_by(DEVICE_ID)
+                .agg(pl.col("frontier").max())
+            )
+        self._frontier = latest
+
+    def _behind(self, rows: pl.DataFrame) -> bool:
+        """Tell whether most of a batch is older than what its devices already have."""
+        import polars as pl
+
+        if self._frontier is None:
+            return False
+        behind = (
+            rows.select(DEVICE_ID, TS)
+            .join(self._frontier, on=DEVICE_ID, how="inner")
+            .select((pl.col(TS) < pl.col("frontier")).sum())
+            .item()
+        )
+        return bool(behind > self.BEHIND_SHARE * rows.height)
 
 
 class Readings:

@@ -138,7 +138,10 @@ class SqlStore:
                 lambda report: self.ledger.mark_loaded(cursor, claim, report),
                 whole_rows=table_columns <= set(contract.output_columns),
             )
-            yield load
+            try:
+                yield load
+            finally:
+                load.close()
             if not load.finished:
                 raise StorageError("load ended without finish(): rolled back")
 

@@ -1,0 +1,112 @@
+"""Sorted runs on disk merged in key order (`iotpipe.storage.spill`): every key once, the
+latest run's row, in order, in bounded pieces - and `FileLoad` choosing them only for files
+out of time order."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import polars as pl
+import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
+
+from iotpipe.contract import DEVICE_ID, TS, load_contract
+from iotpipe.storage import spill
+from iotpipe.storage.readings import FileLoad
+
+T0 = dt.datetime(2025, 1, 1)
+
+keys = st.tuples(st.sampled_from(["a", "b", "c", "é", "z"]), st.integers(0, 40))
+runs_strategy = st.lists(st.dictionaries(keys, st.integers(0, 9), max_size=25), max_size=8)
+
+
+def frame(run: dict[tuple[str, int], int]) -> pl.DataFrame:
+    items = sorted(run.items())
+    return pl.DataFrame(
+        {
+            DEVICE_ID: [k[0] for k, _ in items],
+            TS: [T0 + dt.timedelta(seconds=k[1]) for k, _ in items],
+            "v": [v for _, v in items],
+        },
+        schema={DEVICE_ID: pl.String, TS: pl.Datetime("us"), "v": pl.Int64},
+    )
+
+
+@settings(max_examples=150, deadline=None)
+@given(runs=runs_strategy, chunk=st.integers(1, 30))
+def test_the_merge_keeps_each_keys_latest_row_in_key_order(
+    runs: list[dict[tuple[str, int], int]], chunk: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    expected: dict[tuple[str, int], int] = {}
+    for run in runs:
+        expected.update(run)
+    spilled = spill.SpilledRuns(str(tmp_path_factory.mktemp("runs")))
+    old = spill.BLOCK_ROWS, spill.MERGE_ROWS
+    spill.BLOCK_ROWS, spill.MERGE_ROWS = 3, 10  # many blocks, small holds
+    try:
+        for run in runs:
+            spilled.add(frame(run))
+        pieces = list(spilled.merged(chunk))
+    finally:
+        spill.BLOCK_ROWS, spill.MERGE_ROWS = old
+        spilled.close()
+    got = [
+        ((d, int((t - T0).total_seconds())), v)
+        for piece in pieces
+        for d, t, v in piece.select(DEVICE_ID, TS, "v").iter_rows()
+    ]
+    assert got == sorted(expected.items())  # once per key, in order, the last run's value
+    assert all(piece.height for piece in pieces)
+    assert all("__iotpipe_run" not in piece.columns for piece in pieces)
+    event(f"runs: {min(len(runs), 5)}+" if len(runs) >= 5 else f"runs: {len(runs)}")
+
+
+class Recording:
+    """A bulk path that records what reaches the table, in order."""
+
+    def __init__(self) -> None:
+        self.written: list[pl.DataFrame] = []
+
+    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+        self.written.append(rows)
+
+
+def batches(order: str) -> list[pl.DataFrame]:
+    """Four batches of 200 rows over 20 devices, in time order or scattered in time."""
+    rows = [(f"d{i % 20:02d}", T0 + dt.timedelta(minutes=i)) for i in range(800)]
+    if order == "random":
+        rows = rows[::7] + [r for i, r in enumerate(rows) if i % 7]
+        rows = [rows[(i * 337) % 800] for i in range(800)]
+    frames = [rows[i : i + 200] for i in range(0, 800, 200)]
+    return [
+        pl.DataFrame({DEVICE_ID: [d for d, _ in f], TS: [t for _, t in f]}).with_columns(
+            pl.col(TS).cast(pl.Datetime("us"))
+        )
+        for f in frames
+    ]
+
+
+@pytest.mark.parametrize("order", ["time", "random"])
+def test_only_a_file_out_of_time_order_is_spilled_and_either_way_rows_arrive_sorted(
+    order: str, tmp_path: Any
+) -> None:
+    bulk = Recording()
+    marked: list[Any] = []
+    load = FileLoad(
+        None, load_contract("acme_usage"), bulk, marked.append, whole_rows=True,
+        spill_dir=str(tmp_path),
+    )  # fmt: skip
+    for batch in batches(order):
+        load.upsert(batch)
+    load.finish({"status": "loaded"})
+    assert load.spilled == (order == "random")
+    assert marked == [{"status": "loaded"}]
+    written = pl.concat(bulk.written)
+    assert written.height == 800
+    if order == "random":  # one run in key order after the first batch
+        rest = pl.concat(bulk.written[1:])
+        assert rest.equals(rest.sort(DEVICE_ID, TS))
+    assert all(w.equals(w.sort(DEVICE_ID, TS)) for w in bulk.written)
+    assert list(tmp_path.iterdir()) == []  # the runs are gone
