@@ -48,6 +48,8 @@ NEVER = [
     "tests/integration/test_ingest_lambda.py::test_gzipped_multipart_upload_under_an_odd_key_loads_exactly",
 ]
 STORAGE_TESTS = [
+    "tests/unit/test_spill.py",
+    "tests/integration/test_row_order.py",
     "tests/integration/test_store.py",
     "tests/integration/test_trust.py",
     "tests/integration/test_faults.py",
@@ -85,11 +87,17 @@ GROUPS = {
             "src/iotpipe/storage/database.py",
             "src/iotpipe/storage/mysql.py",
             "src/iotpipe/storage/sqlite.py",
+            "src/iotpipe/storage/spill.py",
         ],
         STORAGE_TESTS,
     ),
     "ingest": Group(
-        ["src/iotpipe/ingest.py"], [*STORAGE_TESTS, "tests/integration/test_ingest_lambda.py"]
+        ["src/iotpipe/ingest.py"],
+        [
+            *STORAGE_TESTS,
+            "tests/integration/test_ingest_lambda.py",
+            "tests/integration/test_large_files.py",
+        ],
     ),
 }
 KILLED = {"killed", "caught by type check", "timeout"}

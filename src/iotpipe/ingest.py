@@ -270,8 +270,12 @@ def ingest_announced(
     Exception
         Anything unforeseen, after its report is written: retry (then the DLQ).
     """
-    if obj.etag is None:  # not in the event (the CLI's s3:// URLs): ask S3
-        obj = AnnouncedObject(obj.bucket, obj.key, *objects.head(obj.bucket, obj.key))
+    if obj.etag is None:  # not in the event (s3:// URLs, Batch Operations tasks): ask S3
+        try:
+            head = objects.head(obj.bucket, obj.key, obj.version_id)
+        except SourceMissingError as exc:  # nothing to claim, load or quarantine
+            raise FileFailedError(str(exc)) from exc
+        obj = AnnouncedObject(obj.bucket, obj.key, *head)
     version_id = obj.version_id
     ref = ObjectRef(obj.url, obj.version or "", obj.size)
     sink = objects.rejects_sink(obj.bucket, obj.key)

@@ -337,8 +337,10 @@ class UploadingRejectSink(RejectSink, Protocol):
 class ObjectSource(Protocol):
     """Where announced objects are read and their outputs written (S3: `iotpipe.aws.s3`)."""
 
-    def head(self, bucket: str, key: str) -> tuple[str, str | None, int]:
-        """Return (ETag, version id, size)."""
+    def head(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> tuple[str, str | None, int]:
+        """Return (ETag, version id, size) of a version (the current one by default)."""
         ...
 
     def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -174,3 +175,60 @@ def test_backfill_since_skips_older_objects_and_never_announces_outputs(
     assert fetch_all(mariadb_url, "SELECT source, status FROM iotpipe_ledger") == [
         (f"s3://{stack.bucket}/incoming/a.csv", "loaded")
     ]
+
+
+def test_s3_batch_operations_tasks_are_answered_per_task(
+    stack: LocalStack, mariadb_url: str
+) -> None:
+    from iotpipe.handlers.ingest import handler
+    from iotpipe.local.stack import LocalContext
+
+    s3 = stack.client("s3")
+    s3.put_bucket_notification_configuration(Bucket=stack.bucket, NotificationConfiguration={})
+    s3.put_bucket_versioning(Bucket=stack.bucket, VersioningConfiguration={"Status": "Enabled"})
+    old = s3.put_object(Bucket=stack.bucket, Key="incoming/v.csv", Body=object_text(7).encode())
+    s3.put_object(Bucket=stack.bucket, Key="incoming/v.csv", Body=object_text(8).encode())
+    s3.put_object(Bucket=stack.bucket, Key="incoming/good one.csv", Body=object_text(1).encode())
+    s3.put_object(Bucket=stack.bucket, Key="incoming/garbage.csv", Body=b"\x00\x01 not a csv")
+
+    def tasks(*items: tuple[str, str | None]) -> dict[str, Any]:
+        return {
+            "invocationSchemaVersion": "2.0",
+            "invocationId": "inv-1",
+            "job": {"id": "job-1", "userArguments": {}},
+            "tasks": [
+                {"taskId": f"t{i}", "s3Bucket": stack.bucket, "s3Key": quote_plus(key),
+                 "s3VersionId": version}
+                for i, (key, version) in enumerate(items)
+            ],
+        }  # fmt: skip
+
+    event = tasks(
+        ("incoming/good one.csv", None),
+        ("incoming/v.csv", old["VersionId"]),  # an older version, named by the manifest
+        ("incoming/garbage.csv", None),
+        ("incoming/gone.csv", None),
+        ("incoming/good one.csv", None),  # listed twice: loaded once
+    )
+    answer = handler(event, LocalContext())
+    assert answer["invocationSchemaVersion"] == "2.0" and answer["invocationId"] == "inv-1"
+    assert answer["treatMissingKeysAs"] == "PermanentFailure"
+    codes = [(r["taskId"], r["resultCode"]) for r in answer["results"]]
+    assert codes == [
+        ("t0", "Succeeded"),
+        ("t1", "Succeeded"),
+        ("t2", "PermanentFailure"),
+        ("t3", "PermanentFailure"),
+        ("t4", "Succeeded"),
+    ]
+    strings = [r["resultString"] for r in answer["results"]]
+    assert strings[0] == "loaded: 3 rows loaded" and strings[4].startswith("skipped")
+    assert "does not exist" in strings[3]
+    stored = fetch_all(
+        mariadb_url, f"SELECT device_id, COUNT(*) FROM `{ACME.table}` GROUP BY 1 ORDER BY 1"
+    )
+    assert stored == [("dev-0001", 3), ("dev-0007", 3)]  # the version asked for, not v8
+    versions = fetch_all(
+        mariadb_url, "SELECT version FROM iotpipe_ledger WHERE source LIKE '%/v.csv'"
+    )
+    assert [v.split("#")[1] for (v,) in versions] == [old["VersionId"]]

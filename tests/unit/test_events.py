@@ -121,3 +121,42 @@ def test_a_malformed_sqs_body_fails_only_its_message() -> None:
     decoded = decode_event({"Records": [good, bad]})
     assert [g.error is None for g in decoded.groups] == [True, False]
     assert "s3" in (decoded.groups[1].error or "")
+
+
+def test_batch_operations_tasks_in_both_schemas() -> None:
+    decoded = decode_event(load("s3-batch-operations.json"))
+    assert decoded.shape == "batch"
+    assert decoded.batch == {
+        "invocationSchemaVersion": "1.0",
+        "invocationId": "YXNkbGZqYWRmaiBhc2RmdW9hZHNmZGpmaGFzbGtkaGZza2RmaAo",
+    }
+    ((task, obj),) = [(g.message_id, o) for g in decoded.groups for o in g.objects]
+    assert (task, obj.bucket, obj.key, obj.etag, obj.version_id) == (
+        "dGFza2lkZ29lc2hlcmUK",
+        "iotpipe-raw",
+        KEY,
+        None,  # asked of S3 (head) before the claim
+        None,
+    )
+    two = {
+        "invocationSchemaVersion": "2.0",
+        "invocationId": "inv",
+        "job": {"id": "j", "userArguments": {"k": "v"}},
+        "tasks": [
+            {"taskId": "t1", "s3Bucket": "raw", "s3Key": "incoming/a.csv", "s3VersionId": "v7"},
+            {"taskId": "t2", "s3Bucket": "raw", "s3Key": "incoming/b.csv"},
+        ],
+    }
+    decoded = decode_event(two)
+    assert [(g.message_id, g.objects[0].key, g.objects[0].version_id) for g in decoded.groups] == [
+        ("t1", "incoming/a.csv", "v7"),
+        ("t2", "incoming/b.csv", None),
+    ]
+    for broken in (
+        {**two, "tasks": []},
+        {**two, "tasks": [{"taskId": "t", "s3Key": "k"}]},  # no bucket
+        {**two, "tasks": [{"s3Bucket": "b", "s3Key": "k"}]},  # no task id
+        {**two, "invocationId": None},
+    ):
+        with pytest.raises(EventShapeError):
+            decode_event(broken)

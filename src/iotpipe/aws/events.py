@@ -1,11 +1,14 @@
 """Lambda events -> the S3 objects they announce (keys URL-decoded per record).
 
 Accepted shapes: a direct S3 notification, S3 notifications wrapped in SQS messages (the
-production path, one group per message for partial-batch failures), and EventBridge
-"Object Created" events. ``s3:TestEvent`` messages and non-create records are ignored.
+production path, one group per message for partial-batch failures), EventBridge
+"Object Created" events, and S3 Batch Operations "Invoke Lambda function" tasks (schema 1.0
+with the bucket's ARN, 2.0 with its name; one group per task, answered per task).
+``s3:TestEvent`` messages and non-create records are ignored.
 
 S3 notifications URL-encode keys ("red flower.jpg" arrives as "red+flower.jpg"), so every
-record's key goes through ``unquote_plus``; EventBridge delivers keys unencoded.
+record's key goes through ``unquote_plus``, as a Batch Operations task's does; EventBridge
+delivers keys unencoded.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from urllib.parse import unquote_plus
 from iotpipe.errors import EventShapeError
 from iotpipe.model import AnnouncedObject
 
-Shape = Literal["s3", "sqs", "eventbridge", "test"]
+Shape = Literal["s3", "sqs", "eventbridge", "test", "batch"]
 
 
 @dataclass(frozen=True)
@@ -40,10 +43,11 @@ class MessageGroup:
 
 @dataclass
 class DecodedEvent:
-    """What an event asks for."""
+    """What an event asks for (``batch``: the Batch Operations job's schema and invocation)."""
 
     shape: Shape
     groups: list[MessageGroup]
+    batch: dict[str, str] = field(default_factory=dict)
 
 
 def decode_event(event: Any) -> DecodedEvent:
@@ -66,6 +70,8 @@ def decode_event(event: Any) -> DecodedEvent:
         ``s3``, an EventBridge event without ``detail``, ...).
     """
     event = _mapping(event, "the event")
+    if "invocationSchemaVersion" in event and "tasks" in event:
+        return _batch_operations(event)
     if event.get("detail-type") == "Object Created" and event.get("source") == "aws.s3":
         return DecodedEvent("eventbridge", [MessageGroup(None, [_eventbridge(event)])])
     if event.get("Event") == "s3:TestEvent":
@@ -110,6 +116,33 @@ def s3_records(records: Any) -> list[ObjectEvent]:
             )
         )
     return objects
+
+
+def _batch_operations(event: Mapping[str, Any]) -> DecodedEvent:
+    """Decode an S3 Batch Operations invocation: one group per task (named by its id)."""
+    version = _text(event.get("invocationSchemaVersion"), "invocationSchemaVersion")
+    tasks = event.get("tasks")
+    if not isinstance(tasks, list) or not tasks:
+        raise EventShapeError("a Batch Operations event without tasks")
+    groups = []
+    for raw in tasks:
+        task = _mapping(raw, "a task")
+        group = MessageGroup(_text(task.get("taskId"), "taskId"))
+        bucket = task.get("s3Bucket") or str(task.get("s3BucketArn") or "").split(":::")[-1]
+        group.objects.append(
+            ObjectEvent(
+                bucket=_text(bucket, "s3Bucket / s3BucketArn"),
+                key=unquote_plus(_text(task.get("s3Key"), "s3Key")),
+                version_id=task.get("s3VersionId") or None,
+                event_name="BatchOperations:LambdaInvoke",
+            )
+        )
+        groups.append(group)
+    batch = {
+        "invocationSchemaVersion": version,
+        "invocationId": _text(event.get("invocationId"), "invocationId"),
+    }
+    return DecodedEvent("batch", groups, batch)
 
 
 def _sqs_message(record: Mapping[str, Any]) -> MessageGroup:

@@ -55,9 +55,29 @@ class S3Objects:
         self.prefixes = prefixes or OutputPrefixes()
         self.output_bucket = output_bucket
 
-    def head(self, bucket: str, key: str) -> tuple[str, str | None, int]:
-        """Return (ETag, version id, size) of an object."""
-        meta = self.client.head_object(Bucket=bucket, Key=key)
+    def head(
+        self, bucket: str, key: str, version_id: str | None = None
+    ) -> tuple[str, str | None, int]:
+        """Return (ETag, version id, size) of an object (its current version by default).
+
+        Raises
+        ------
+        SourceMissingError
+            No such key or version.
+        SourceReadError
+            S3 unreachable.
+        """
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        extra = {"VersionId": version_id} if version_id else {}
+        try:
+            meta = self.client.head_object(Bucket=bucket, Key=key, **extra)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("NoSuchKey", "NoSuchVersion", "404"):
+                raise SourceMissingError(f"s3://{bucket}/{key} does not exist") from exc
+            raise
+        except BotoCoreError as exc:
+            raise SourceReadError(f"cannot reach s3://{bucket}/{key}: {exc}") from exc
         return str(meta["ETag"]).strip('"'), meta.get("VersionId"), int(meta["ContentLength"])
 
     def open(self, bucket: str, key: str, version_id: str | None = None) -> IO[bytes]:
