@@ -25,11 +25,14 @@ root, no password)::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import platform
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -206,30 +209,47 @@ def settle(timeout: float = 60.0) -> None:
         conn.close()
 
 
-def measure(mode: str, path: Path, name: str) -> dict[str, float]:
+def measure(mode: str, path: Path, name: str, *, pin: bool = False) -> dict[str, float]:
+    """Run one mode in a fresh child process (on core 0 only with ``pin``)."""
     url = fresh_database(name)
     settle()
+    command = [sys.executable, "-m", "bench.ingest", "--child", mode, "--path", str(path)]
+    if pin:
+        command = ["taskset", "-c", str(CLIENT_CORE), *command]
     try:
         out = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "bench.ingest",
-                "--child",
-                mode,
-                "--path",
-                str(path),
-                "--url",
-                url,
-            ],
-            check=True,
-            capture_output=True,
-            text=True,
+            [*command, "--url", url], check=True, capture_output=True, text=True
         ).stdout
     finally:
         drop_database(name)
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
+
+
+CLIENT_CORE, DATABASE_CORE = 0, 1
+
+
+@contextlib.contextmanager
+def database_pinned() -> Iterator[None]:
+    """Pin every thread of the local ``mariadbd`` to `DATABASE_CORE`; restore afterwards.
+
+    With the client on `CLIENT_CORE` this is the production topology on this 2-core machine:
+    a 1-vCPU Lambda (1,769 MB) and a database server of its own.
+    """
+    found = subprocess.run(
+        ["pgrep", "-x", "mariadbd"], check=False, capture_output=True, text=True
+    ).stdout
+    if not found.strip():
+        raise SystemExit("--pin needs the local mariadbd (pgrep -x mariadbd found none)")
+    pid = found.split()[0]
+    before = sorted(os.sched_getaffinity(int(pid)))
+    subprocess.run(["taskset", "-a", "-p", "-c", str(DATABASE_CORE), pid], check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        yield
+    finally:
+        cores = ",".join(str(c) for c in before)
+        subprocess.run(["taskset", "-a", "-p", "-c", cores, pid], check=True, capture_output=True)
 
 
 def _median_round(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -277,6 +297,9 @@ def main() -> None:
         "--generator", choices=["sample", "messy"], default="sample", help="who writes the file"
     )
     parser.add_argument(
+        "--pin", action="store_true", help="client on core 0, mariadbd on core 1 (as deployed)"
+    )
+    parser.add_argument(
         "--repeat",
         type=int,
         default=1,
@@ -298,16 +321,19 @@ def main() -> None:
     for n in range(args.repeat):
         for mode in args.modes.split(","):
             source = messy if mode in ("iotpipe", "iotpipe_partial", "awswrangler") else clean
-            r = measure(mode, source, f"iotpipe_bench_{mode}")
+            with database_pinned() if args.pin else contextlib.nullcontext():
+                r = measure(mode, source, f"iotpipe_bench_{mode}", pin=args.pin)
             rounds.setdefault(mode, []).append(r)
             print(
                 f"round {n + 1}: {mode}: {r['rows']:,.0f} rows in {r['seconds']:.2f} s",
                 file=sys.stderr,
             )
     results = {mode: _median_round(runs) for mode, runs in rounds.items()}
+    topology = "pinned: client core 0, mariadbd core 1" if args.pin else "shared cores"
     print(
         f"# {platform.node()}, Python {platform.python_version()}, {time.strftime('%Y-%m-%d')}, "
-        f"{args.rows:,} generated rows ({messy.stat().st_size / 1e6:,.0f} MB, {args.order} order), "
+        f"{args.rows:,} generated rows ({messy.name}, {messy.stat().st_size / 1e6:,.0f} MB, "
+        f"{args.order} order, {topology}), "
         f"median of {args.repeat} interleaved round(s)"
     )
     print(
