@@ -15,12 +15,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import io
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, TypeVar
+from typing import IO, Any
 
 import polars as pl
 
@@ -47,6 +45,7 @@ from iotpipe.model import (
     RejectSink,
     Store,
 )
+from iotpipe.prefetch import prefetched
 from iotpipe.quality import check_fit, check_outcome, warnings_for
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
 from iotpipe.readers.streams import PIECE_BYTES, ReadStream
@@ -57,7 +56,6 @@ from iotpipe.times import iso_z
 Opener = Callable[[], IO[bytes]]
 Progress = Callable[[IngestReport], None]
 PREFETCH_BATCHES = 2
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -438,7 +436,7 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
     cleaned: Iterator[CleanBatch] = (cleaner.clean(batch) for batch in reader)
-    for batch in _prefetched(cleaned) if prefetch else cleaned:
+    for batch in prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned:
         report.note_rejected(batch.rejected)
         yield encoder.encode(batch.rows), batch.rejected
     _describe(report, reader)
@@ -448,48 +446,6 @@ def _describe(report: IngestReport, reader: RecordReader) -> None:
     report.format, report.compressed = reader.format, reader.compressed
     report.unknown_columns = reader.unknown_columns
     report.absent_columns = reader.absent_columns
-
-
-_DONE = object()
-
-
-def _prefetched(items: Iterator[T]) -> Iterator[T]:
-    """Run ``items`` in a worker thread, at most `PREFETCH_BATCHES` ahead of the consumer."""
-    slots: queue.Queue[Any] = queue.Queue(maxsize=PREFETCH_BATCHES)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
-                    return
-            slots.put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            slots.put(exc)
-
-    worker = threading.Thread(target=produce, name="iotpipe-clean", daemon=True)
-    worker.start()
-    try:
-        while True:
-            item = slots.get()
-            if item is _DONE:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        while worker.is_alive():  # unblock a producer waiting on a full queue
-            try:
-                slots.get_nowait()
-            except queue.Empty:
-                worker.join(timeout=0.1)
 
 
 def _time_for_retry(options: IngestOptions, delay: float) -> bool:

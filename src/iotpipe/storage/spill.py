@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from iotpipe.contract import DEVICE_ID, TS
+from iotpipe.prefetch import prefetched
 
 if TYPE_CHECKING:
     import polars as pl
@@ -65,7 +66,14 @@ class SpilledRuns:
             self.rows += rows.height
 
     def merged(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
-        """Yield every kept row once per key, in key order, about ``chunk_rows`` at a time."""
+        """Yield every kept row once per key, in key order, about ``chunk_rows`` at a time.
+
+        The merge runs in a worker thread one chunk ahead, so it overlaps the writes of the
+        chunks already yielded (Polars releases the GIL while it works).
+        """
+        return prefetched(self._merge(chunk_rows), 2, "iotpipe-merge")
+
+    def _merge(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
         import polars as pl
 
         per_run = max(BLOCK_ROWS, MERGE_ROWS // max(1, len(self._runs)))

@@ -1,0 +1,59 @@
+"""Run an iterator in a worker thread, a bounded number of items ahead of its consumer.
+
+The ingest pipeline reads and cleans the next batches while the current one is written, and
+the merge of sorted runs (`iotpipe.storage.spill`) prepares the next chunk while one is
+loaded. Polars releases the GIL while it works, so the two threads use two cores.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+_DONE = object()
+
+
+def prefetched(items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch") -> Iterator[T]:
+    """Yield ``items``, produced in a worker thread at most ``ahead`` items in advance.
+
+    An exception in the worker is raised in the consumer; a consumer that stops early (or
+    raises) stops the worker.
+    """
+    slots: queue.Queue[Any] = queue.Queue(maxsize=ahead)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                while not stop.is_set():
+                    try:
+                        slots.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            slots.put(_DONE)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            slots.put(exc)
+
+    worker = threading.Thread(target=produce, name=name, daemon=True)
+    worker.start()
+    try:
+        while True:
+            item = slots.get()
+            if item is _DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a producer waiting on a full queue
+            try:
+                slots.get_nowait()
+            except queue.Empty:
+                worker.join(timeout=0.1)
