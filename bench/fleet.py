@@ -160,6 +160,7 @@ def worker(spec: WorkerSpec, stop: Any, ready: Any, busy: Any, results: Any) -> 
             "IOTPIPE_INPUT_PREFIX": "incoming/",
         }
     )
+    sys.stdout = Path(os.devnull).open("w")  # noqa: SIM115 (the process's: metrics, logs)
     from iotpipe.handlers.ingest import handler
     from iotpipe.local.stack import LocalContext
 
@@ -506,7 +507,7 @@ def main() -> None:
         sim.close()
     print(
         "| workers | seconds | files/s | rows/s | p50 file s | p95 file s "
-        "| peak connections | deadlocks | retried deliveries | received again |"
+        "| peak connections | deadlocks | failed deliveries | batches received again |"
     )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in [*results, *([fault] if fault else [])]:

@@ -407,10 +407,16 @@ class LoadDeadline:
         raise FileTooLongError(
             f"too long for one invocation: {self.size:,} bytes at the {rate / 1e6:.2f} MB/s "
             f"measured over the first {read / self.size:.0%} would take about "
-            f"{projected:.0f} s, and {self.available:.0f} s are available. Split it into parts "
+            f"{_seconds(projected)}, and {_seconds(self.available)} are available. Split it "
+            "into parts "
             f"of at most {rows:,} rows (iotpipe split FILE --rows {rows} --out DIR) and upload "
             "those; docs/scale.md, 'Files larger than one invocation'"
         )
+
+
+def _seconds(value: float) -> str:
+    """``1.2 s`` under ten seconds, ``693 s`` above (so a projection never reads as equal)."""
+    return f"{value:.1f} s" if value < 10 else f"{value:.0f} s"  # noqa: PLR2004 (readability)
 
 
 def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
