@@ -122,17 +122,24 @@ class PrivateMariaDB:
                 self._process.wait()
             self._process = None
 
-    def _wait(self, seconds: float = 60.0) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                log = (self.directory / "error.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the benchmark's MariaDB exited: {log}")
-            try:
-                self.root().close()
-                return
-            except pymysql.err.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    def _wait(self) -> None:
+        assert self._process is not None
+        wait_until_up(self._process, self.root, self.directory / "error.log")
+
+
+def wait_until_up(
+    process: subprocess.Popen[bytes], connect: Any, log: Path, seconds: float = 60.0
+) -> None:
+    """Wait until a starting ``mariadbd`` takes a connection; raise with its log if it exits."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if process.poll() is not None:
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"mariadbd exited: {tail}")
+        try:
+            connect().close()
+            return
+        except pymysql.err.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)

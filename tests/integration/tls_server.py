@@ -13,13 +13,13 @@ import contextlib
 import os
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pymysql
 
+from bench.private_db import wait_until_up
 from iotpipe.local.stack import free_port
 
 BINARIES = ("mariadbd", "mariadb-install-db", "openssl")
@@ -126,20 +126,9 @@ class TlsMariaDB:
             )
         return self
 
-    def _wait(self, seconds: float = 30.0) -> None:
-        deadline = time.monotonic() + seconds
-        while True:
-            assert self._process is not None
-            if self._process.poll() is not None:
-                log = (self.directory / "error.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"the TLS MariaDB exited: {log}")
-            try:
-                self.root().close()
-                return
-            except pymysql.err.OperationalError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+    def _wait(self) -> None:
+        assert self._process is not None
+        wait_until_up(self._process, self.root, self.directory / "error.log")
 
     def root(self) -> Any:
         """A root connection through the server's Unix socket (autocommit)."""
