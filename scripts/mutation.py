@@ -16,8 +16,9 @@ Usage::
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
 scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
 listed with the reason in ``tests/mutation_equivalent.txt``; every other survivor is printed.
-Mutants a stopped run did not reach are counted apart ("tested" is the rest). The score is
-killed / (tested - equivalent).
+Mutants a stopped run did not reach, and mutants of functions no test of the group's
+selection runs ("no tests": they belong to other features, tested by other files), are counted
+apart; "tested" is the rest. The score is killed / (tested - equivalent).
 """
 
 from __future__ import annotations
@@ -202,27 +203,39 @@ def equivalent() -> dict[str, str]:
 
 
 UNTESTED = {"not checked"}
+NO_TESTS = "no tests"  # no test of the group's selection runs the function (counted apart)
 
 
 def summary(names: list[str]) -> int:
     explained = equivalent()
-    print("| group | mutants | tested | killed | equivalent | survived | score |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| group | mutants | not reached | no test in selection | tested | killed | equivalent "
+        "| survived | score |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     unexplained: list[str] = []
-    totals = [0, 0, 0, 0, 0]
+    totals = [0, 0, 0, 0, 0, 0, 0]
     for name in names:
         verdicts = results(name)
         if not verdicts:
             continue
-        tested = {m: s for m, s in verdicts.items() if s not in UNTESTED}
+        reached = {m: s for m, s in verdicts.items() if s not in UNTESTED}
+        uncovered = [m for m, s in reached.items() if s == NO_TESTS]
+        tested = {m: s for m, s in reached.items() if s != NO_TESTS}
         killed = sum(status in KILLED for status in tested.values())
         same = [m for m, s in tested.items() if s not in KILLED and m in explained]
         left = [m for m, s in tested.items() if s not in KILLED and m not in explained]
         unexplained += [f"{m}: {tested[m]}" for m in left]
-        counts = [len(verdicts), len(tested), killed, len(same), len(left)]
+        counts = [
+            len(verdicts), len(verdicts) - len(reached), len(uncovered),
+            len(tested), killed, len(same), len(left),
+        ]  # fmt: skip
         totals = [a + b for a, b in zip(totals, counts, strict=True)]
-        print(f"| {name} | {' | '.join(map(str, counts))} | {_score(*counts[1:])} |")
-    print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals[1:])} |")
+        print(f"| {name} | {' | '.join(map(str, counts))} | {_score(*counts[3:])} |")
+        if uncovered:
+            functions = sorted({m.rsplit("__mutmut_", 1)[0] for m in uncovered})
+            print(f"<!-- {name}: no test of the selection runs {', '.join(functions)} -->")
+    print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals[3:])} |")
     if unexplained:
         print(f"\n{len(unexplained)} surviving mutants are neither killed nor explained:")
         print("\n".join(sorted(unexplained)))

@@ -58,6 +58,7 @@ def test_the_merge_keeps_each_keys_latest_row_in_key_order(
         for d, t, v in piece.select(DEVICE_ID, TS, "v").iter_rows()
     ]
     assert got == sorted(expected.items())  # once per key, in order, the last run's value
+    assert all(piece.height >= chunk for piece in pieces[:-1])  # about chunk rows at a time
     assert all(piece.height for piece in pieces)
     assert all("__iotpipe_run" not in piece.columns for piece in pieces)
     event(f"runs: {min(len(runs), 5)}+" if len(runs) >= 5 else f"runs: {len(runs)}")

@@ -48,7 +48,6 @@ class SpilledRuns:
     def __init__(self, directory: str | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="iotpipe-runs-", dir=directory))
         self._runs: list[list[Path]] = []
-        self.rows = 0
 
     def add(self, rows: pl.DataFrame) -> None:
         """Keep a run: ``rows`` sorted by key, one row per key."""
@@ -63,7 +62,6 @@ class SpilledRuns:
             blocks.append(path)
         if blocks:
             self._runs.append(blocks)
-            self.rows += rows.height
 
     def merged(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
         """Yield every kept row once per key, in key order, about ``chunk_rows`` at a time.
