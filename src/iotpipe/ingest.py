@@ -12,6 +12,7 @@ load, so the two overlap (Polars and socket waits release the GIL).
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime as dt
 import io
@@ -327,11 +328,18 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
     with opener() as source, store.load(claim, contract) as loader:
         stream = source if deadline is None else deadline.counted(source)
         batches = _pipeline(
-            stream, contract, store, report, options.now, options.batch_rows, prefetch=True
+            stream,
+            contract,
+            store,
+            report,
+            options.now,
+            options.batch_rows,
+            prefetch=True,
+            on_cleaned=deadline.mark if deadline is not None else None,
         )
         for rows, rejected in batches:
             if deadline is not None:
-                deadline.check(report.counters.rows_read)
+                deadline.check()
             loader.upsert(rows)
             if rejects is not None and rejected:
                 rejects.write(rejected)
@@ -371,6 +379,9 @@ class LoadDeadline:
         self.available = available
         self.started = time.monotonic()
         self.read = 0
+        # (bytes read, rows read) when each batch was cleaned: the reader works ahead of the
+        # load, so the load's own position is the mark of the batch it is about to write.
+        self._marks: collections.deque[tuple[int, int]] = collections.deque()
 
     @classmethod
     def of(cls, ref: ObjectRef, remaining: Callable[[], float] | None) -> LoadDeadline | None:
@@ -390,13 +401,18 @@ class LoadDeadline:
 
         return io.BufferedReader(ReadStream(read, stream.close), buffer_size=PIECE_BYTES)
 
-    def check(self, rows_read: int) -> None:
+    def mark(self, rows_read: int) -> None:
+        """Note where the reader is as a batch is cleaned (called by the reading thread)."""
+        self._marks.append((self.read, rows_read))
+
+    def check(self) -> None:
         """Raise `FileTooLongError` when the projected end is past the time available.
 
-        ``rows_read`` (so far) sizes the parts the error suggests.
+        Called before each batch is written; the rate is that of the batches written so far.
         """
         elapsed = time.monotonic() - self.started
-        read = min(self.read, self.size)
+        position, rows_read = self._marks.popleft() if self._marks else (self.read, 0)
+        read = min(position, self.size)
         if read <= 0 or read >= self.size:
             return
         rate = read / max(elapsed, 1e-6)
@@ -408,9 +424,8 @@ class LoadDeadline:
             f"too long for one invocation: {self.size:,} bytes at the {rate / 1e6:.2f} MB/s "
             f"measured over the first {read / self.size:.0%} would take about "
             f"{_seconds(projected)}, and {_seconds(self.available)} are available. Split it "
-            "into parts "
-            f"of at most {rows:,} rows (iotpipe split FILE --rows {rows} --out DIR) and upload "
-            "those; docs/scale.md, 'Files larger than one invocation'"
+            f"into parts of at most {rows:,} rows (iotpipe split FILE --rows {rows} --out DIR) "
+            "and upload those; docs/scale.md, 'Files larger than one invocation'"
         )
 
 
@@ -428,11 +443,14 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     batch_rows: int,
     *,
     prefetch: bool = False,
+    on_cleaned: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, list[RejectedRow]]]:
     """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
 
     The report's counters, format and column lists follow along. A device id that comes from
     the path (``device_id.from_path``) is resolved on the report's source first.
+    ``on_cleaned`` is called with the rows read so far as each batch is cleaned (in the
+    thread that reads, ahead of the batches' consumer).
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -441,7 +459,15 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     _describe(report, reader)
     check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
-    cleaned: Iterator[CleanBatch] = (cleaner.clean(batch) for batch in reader)
+
+    def clean_all() -> Iterator[CleanBatch]:
+        for batch in reader:
+            done = cleaner.clean(batch)
+            if on_cleaned is not None:
+                on_cleaned(cleaner.counters.rows_read)
+            yield done
+
+    cleaned = clean_all()
     for batch in prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned:
         report.note_rejected(batch.rejected)
         yield encoder.encode(batch.rows), batch.rejected
