@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from iotpipe import ingest
 from iotpipe.errors import FileTooLongError
 from iotpipe.ingest import LoadDeadline
 from iotpipe.model import ObjectRef
@@ -20,7 +21,7 @@ class Clock:
 
 def test_the_projection_uses_the_batch_being_written(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = Clock()
-    monkeypatch.setattr(ingest.time, "monotonic", clock)
+    monkeypatch.setattr(time, "monotonic", clock)
     deadline = LoadDeadline(size=1_000, available=10.0)
     deadline.read = 100
     deadline.mark(1_000)  # batch 1 cleaned at byte 100
