@@ -8,7 +8,7 @@ import io
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
 from iotpipe.cli import main
@@ -128,3 +128,5 @@ def test_any_csv_the_csv_module_writes_splits_into_the_same_records(
     got = [r for p in result.parts for r in records_of(p.read_bytes())[1:]]
     assert got == records_of(data)[1:]
     assert all(n == per_part for n in result.records[:-1])
+    event(f"parts: {min(len(result.parts), 4)}{'+' if len(result.parts) >= 4 else ''}")
+    event("a quoted line break" if any("\n" in v for r in rows for v in r) else "no line break")
