@@ -410,8 +410,10 @@ class LoadDeadline:
 
         Called before each batch is written; the rate is that of the batches written so far.
         """
+        if not self._marks:  # no batch cleaned through `mark`: no position to project from
+            return
         elapsed = time.monotonic() - self.started
-        position, rows_read = self._marks.popleft() if self._marks else (self.read, 0)
+        position, rows_read = self._marks.popleft()
         read = min(position, self.size)
         if read <= 0 or read >= self.size:
             return
