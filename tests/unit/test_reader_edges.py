@@ -129,6 +129,27 @@ def test_parse_chunk_reports_lines_raw_text_and_ragged_rows() -> None:
     assert parse_chunk(b'a,b"c\n', 1, delimiter=",", quotechar='"', width=2) is None
 
 
+def test_a_chunk_of_one_record_per_line_is_read_in_one_go() -> None:
+    # Regular quoting, CRLF, a quoted delimiter and doubled quotes, a record of blank fields
+    # (spaces, and "\x1c", which Python's str.strip takes for whitespace): one Polars read.
+    chunk = b'x^,"a,b",1\r\nd2,"say ""hi""",2\r\n , ,\r\n\x1c,"",\r\nd3,c,3\r\n'
+    parsed = parse_chunk(chunk, 7, delimiter=",", quotechar='"', width=3)
+    assert parsed is not None and parsed.lines is not None  # the one-read path
+    rows = parsed.rows
+    assert rows.get_column("__line").to_list() == [7, 8, 11]
+    assert rows.select("c0", "c1", "c2").rows() == [
+        ("x^", "a,b", "1"),
+        ("d2", 'say "hi"', "2"),
+        ("d3", "c", "3"),
+    ]
+    assert list(parsed.records(rows)) == ['x^,"a,b",1', 'd2,"say ""hi""",2', "d3,c,3"]
+    assert parsed.ragged == []
+    # A ragged row, a bare CR at the end or a quote inside a field: the line-by-line path.
+    for other in (b"a,b,c\nd,e\n", b"a,b,c\r", b'a,b"x",c\n'):
+        again = parse_chunk(other, 1, delimiter=",", quotechar='"', width=3)
+        assert again is None or again.lines is None, other
+
+
 def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastcsv, "FIRST_CHUNK_BYTES", 8)
     monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 32)

@@ -154,11 +154,12 @@ def _fast_batches(
         if parsed is None:  # not simple enough for Polars: the csv module, same results
             text = io.StringIO(chunk.decode(errors="replace"), newline="")
             yield from _python_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
+            # Lines end at LF, CRLF or a bare CR (a CR inside a quoted field, say), as for
+            # the csv module: the next chunk's first line number counts them all.
+            line += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
         else:
             yield from _frame_batches(parsed, layout, batch_rows)
-        # Lines end at LF, CRLF or a bare CR (a CR inside a quoted field, say), as for the
-        # csv module: the next chunk's first line number counts them all.
-        line += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
+            line += chunk.count(b"\n")  # parse_chunk takes no chunk with a bare CR
 
 
 def _frame_batches(
@@ -186,7 +187,7 @@ def _frame_batches(
         yield RecordBatch(
             lines.to_list(),
             {slot: part.get_column(f"c{index}") for slot, index in resolved.items()},
-            part.get_column("__raw"),
+            parsed.records(part),
             mine,
         )
 

@@ -11,9 +11,10 @@ returns None, and the caller parses it with the csv module instead, with identic
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import polars as pl
@@ -30,8 +31,43 @@ MAX_BOUNDARY_PROBES = 1000
 class ParsedChunk:
     """A chunk's well-formed rows (with line numbers and raw text) and its ragged rows."""
 
-    rows: pl.DataFrame  # columns c0..c{width-1}, __line (Int64), __raw (String)
+    rows: pl.DataFrame  # columns c0..c{width-1}, __line (Int64); __raw (String) unless `lines`
     ragged: list[tuple[int, list[str], str]]  # (line, fields, raw line)
+    lines: ChunkLines | None = None  # the texts, when each row is one line of the chunk
+
+    def records(self, part: pl.DataFrame) -> Sequence[object] | pl.Series:
+        """Return the original text of each row of ``part`` (a slice of `rows`): the rejects'."""
+        if self.lines is None:
+            return part.get_column("__raw")
+        return _LineTexts(self.lines, part.get_column("__line"))
+
+
+class ChunkLines:
+    """A chunk's lines by line number, split only when a record's text is asked for."""
+
+    def __init__(self, text: str, first_line: int) -> None:
+        self._text = text
+        self._first = first_line
+        self._lines: list[str] | None = None
+
+    def __getitem__(self, line: int) -> str:
+        if self._lines is None:
+            self._lines = self._text.split("\n")
+        return self._lines[line - self._first].removesuffix("\r")
+
+
+class _LineTexts(Sequence[str]):
+    """The texts of some lines of a chunk, in the order of their line numbers given."""
+
+    def __init__(self, lines: ChunkLines, numbers: pl.Series) -> None:
+        self._lines = lines
+        self._numbers = numbers
+
+    def __len__(self) -> int:
+        return self._numbers.len()
+
+    def __getitem__(self, index: int) -> str:  # type: ignore[override] # no slices needed
+        return self._lines[int(self._numbers[index])]
 
 
 def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Iterator[bytes]:
@@ -120,10 +156,17 @@ def parse_chunk(
         None when a quoted field is unterminated, quoting is irregular, or the chunk has a
         bare CR.
     """
+    try:
+        text = chunk.decode()
+    except UnicodeDecodeError:
+        text = chunk.decode(errors="replace")
+    else:
+        simple = _one_record_per_line(chunk, text, first_line, delimiter, quotechar, width)
+        if simple is not None:
+            return simple
     has_cr = b"\r" in chunk
     if has_cr and chunk.count(b"\r") != chunk.count(b"\r\n"):
         return None  # the csv module treats a bare CR as a line end
-    text = chunk.decode(errors="replace")
     if text.endswith("\n"):
         text = text[:-1]
     lines = (
@@ -185,6 +228,66 @@ def parse_chunk(
     extra, ragged = _python_rows(lines.filter(~fitting), names, delimiter, quotechar, width)
     rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
     return ParsedChunk(rows, ragged)
+
+
+@functools.lru_cache(maxsize=16)
+def _regular_lines(delimiter: str, quotechar: str, width: int) -> str:
+    """Return the pattern of a text whose every line holds ``width`` regularly quoted fields."""
+    q, d = re.escape(quotechar), re.escape(delimiter)
+    field = rf"(?:{q}(?:[^{q}\r\n]|{q}{q})*{q}|[^{q}{d}\r\n]*)"
+    line = rf"{field}(?:{d}{field}){{{width - 1}}}\r?"
+    return rf"\A(?:{line}\n)*{line}\z"
+
+
+def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
+    chunk: bytes, text: str, first_line: int, delimiter: str, quotechar: str, width: int
+) -> ParsedChunk | None:
+    """Parse the common chunk in one go, or return None when it is not that simple.
+
+    Simple: every line is one record of ``width`` fields, no CR but before a LF, no quote but
+    around a field (one regular expression over the whole text says so). Polars then reads
+    the bytes as they are, and row i is line ``first_line + i``.
+    """
+    body = text.removesuffix("\n")
+    if not body or width < 1 or text.endswith("\r"):
+        return None  # nothing to read, or a bare CR at the end
+    if not pl.Series([body]).str.contains(_regular_lines(delimiter, quotechar, width)).item():
+        return None
+    names = [f"c{i}" for i in range(width)]
+    frame = pl.read_csv(
+        (delimiter.join(names) + "\n").encode() + chunk,  # see _polars_rows on the header
+        has_header=True,
+        infer_schema=False,
+        empty_string_is_null=False,
+        separator=delimiter,
+        quote_char=quotechar,
+        truncate_ragged_lines=False,
+        raise_if_empty=False,
+    )
+    count = body.count("\n") + 1
+    if frame.height != count or frame.width != width:
+        return None
+    lines = ChunkLines(body, first_line)
+    frame = frame.with_columns(
+        pl.int_range(first_line, first_line + count, dtype=pl.Int64).alias("__line")
+    )
+    # A record whose every field is blank is no row (the csv module's rule, judged by it).
+    # Its first field is blank too (whitespace as Python's str.strip sees it, at least).
+    maybe_blank = frame.get_column("c0").str.contains(r"^[\s\x1c-\x1f]*$").arg_true()
+    if maybe_blank.len():
+        blank = [
+            int(line)
+            for line in frame.get_column("__line").gather(maybe_blank)
+            if not any(
+                v.strip()
+                for v in next(
+                    csv.reader([lines[line]], delimiter=delimiter, quotechar=quotechar), []
+                )
+            )
+        ]
+        if blank:
+            frame = frame.filter(~pl.col("__line").is_in(blank))
+    return ParsedChunk(frame, [], lines)
 
 
 def _polars_rows(
