@@ -191,18 +191,17 @@ class Cleaner:
             pl.col(names).str.strip_chars(),
             pl.Series("__line", batch.lines, dtype=pl.Int64),
             pl.int_range(n, dtype=pl.Int64).alias("__idx"),
-            # Bytes that were not valid in the source's encoding were decoded as U+FFFD.
-            pl.any_horizontal(
-                pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True) for name in names
-            )
-            .fill_null(False)
-            .alias("__undecodable"),
+            _undecodable(names, batch.replacement_free).alias("__undecodable"),
         )
         markers = {DEVICE_ID: self.contract.device_id.missing_values}
         markers.update({f.name: f.missing_values for f in self.contract.fields})
         # Arrays and objects (JSON, Parquet) where the contract wants one value.
         nested = [
-            pl.Series(f"__nested.{name}", batch.nested.get(name) or [False] * n, dtype=pl.Boolean)
+            (
+                pl.Series(f"__nested.{name}", batch.nested[name], dtype=pl.Boolean)
+                if batch.nested.get(name)
+                else pl.repeat(False, n, dtype=pl.Boolean).alias(f"__nested.{name}")
+            )
             for name in (DEVICE_ID, *(f.name for f in self.contract.fields if f.type != "string"))
         ]
         frame = frame.with_columns(
@@ -452,6 +451,15 @@ def _zone_faults(
         why = local_time_faults(raw.gather(unparsed), timezone, formats)
         faults = faults.scatter(unparsed, why)
     return faults
+
+
+def _undecodable(names: list[str], replacement_free: bool) -> pl.Expr:
+    """Whether a record holds U+FFFD: what bytes not valid in the source's encoding became."""
+    if replacement_free:  # the reader saw none in the batch's text
+        return pl.repeat(False, pl.len(), dtype=pl.Boolean)
+    return pl.any_horizontal(
+        pl.col(name).str.contains(REPLACEMENT_CHARACTER, literal=True) for name in names
+    ).fill_null(False)
 
 
 def _column(name: str, values: Sequence[str | None] | pl.Series | None, n: int) -> pl.Series:

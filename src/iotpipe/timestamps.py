@@ -125,28 +125,32 @@ def parse_timestamps(
     if formats:
         return parse_formatted(raw, formats, timezone, ambiguous)
     text = pl.col("raw")
-    spaced = pl.col("spaced")
-    aware = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us")
-    naive = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
     frame = raw.alias("raw").to_frame()
-    # Two eager steps: in one query Polars would rewrite the text once per use.
-    fast = (
-        frame.with_columns(
-            text.str.replace("T", " ", literal=True, n=1)
+    # Each parser reads only the rows of its shape (a when/then would run every branch on
+    # every row): epoch numbers; then the canonical shapes, naive first, with an offset only
+    # where the naive reading gave no instant - the order of a coalesce, without its work.
+    epoch = raw.str.contains(EPOCH_PATTERN)
+    canonical = ~epoch & raw.str.contains(CANONICAL_PATTERN)
+    fast = pl.repeat(None, raw.len(), dtype=pl.Datetime("us"), eager=True).alias(raw.name)
+    at = epoch.arg_true()
+    if at.len():
+        fast = fast.scatter(at, frame[at].select(_epoch(text)).to_series())
+    at = canonical.arg_true()
+    if at.len():
+        spaced = (
+            raw.gather(at)
+            .str.replace("T", " ", literal=True, n=1)
             .str.replace_all("/", "-", literal=True)
-            .alias("spaced")
         )
-        .select(
-            pl.when(text.str.contains(EPOCH_PATTERN))
-            .then(_epoch(text))
-            .when(text.str.contains(CANONICAL_PATTERN))
-            .then(
-                pl.coalesce(_as_utc(naive, timezone, ambiguous), aware.dt.replace_time_zone(None))
+        naive = spaced.str.to_datetime("%Y-%m-%d %H:%M:%S%.f", strict=False, time_unit="us")
+        local = pl.select(_as_utc(pl.lit(naive), timezone, ambiguous)).to_series()
+        unread = local.is_null().arg_true()
+        if unread.len():
+            aware = spaced.gather(unread).str.to_datetime(
+                "%Y-%m-%d %H:%M:%S%.f%#z", strict=False, time_unit="us"
             )
-            .alias(raw.name)
-        )
-        .to_series()
-    )
+            local = local.scatter(unread, aware.dt.replace_time_zone(None))
+        fast = fast.scatter(at, local)
     rest = (fast.is_null() & raw.is_not_null()).arg_true()
     if rest.len():
         slow = frame[rest].select(timestamp_expr(text, timezone, ambiguous)).to_series()

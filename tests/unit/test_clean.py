@@ -5,6 +5,8 @@ from typing import Any
 
 import polars as pl
 import pytest
+from hypothesis import event, given, settings
+from hypothesis import strategies as st
 
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from tests.unit.helpers import NOW, clean_bytes, contract
@@ -171,6 +173,44 @@ def test_duplicates_and_conflicts_last_row_wins_across_batches() -> None:
         assert counters.rows_conflict == 2, batch_rows
         got = sorted(rows.select("device_id", "v").rows())
         assert got == [("d1", 1.0), ("d2", 5.0), ("d3", 9.0)], batch_rows
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(st.sampled_from(["d1", "d2", "d3"]), st.integers(0, 6), st.integers(0, 2)),
+        max_size=40,
+    ),
+    batch_rows=st.integers(1, 7),
+)
+def test_every_key_is_judged_against_all_earlier_batches(
+    rows: list[tuple[str, int, int]], batch_rows: int
+) -> None:
+    # Keys later than their device's latest earlier key skip the key index; earlier ones,
+    # repeats and devices seen before must still find what earlier batches held.
+    holder: dict[tuple[str, int], int] = {}
+    duplicate = conflict = 0
+    for device, minute, value in rows:  # the rule, counted independently
+        if (device, minute) not in holder:
+            pass
+        elif holder[device, minute] == value:
+            duplicate += 1
+            continue
+        else:
+            conflict += 1
+        holder[device, minute] = value
+    lines = [f"{d},2024-01-01T00:{m:02d}:00Z,{v},a" for d, m, v in rows]
+    data = HEADER + "".join(f"{line}\n" for line in lines).encode()
+    got, _, counters = clean_bytes(data, contract(), batch_rows=batch_rows)
+    event(f"batches: {min(3, -(-len(rows) // batch_rows))}+")
+    assert (counters.rows_valid, counters.rows_duplicate, counters.rows_conflict) == (
+        len(holder),
+        duplicate,
+        conflict,
+    )
+    values = got.select("device_id", "ts", "v").rows() if got.height else []
+    stored = {(d, t.minute): int(v) for d, t, v in values}
+    assert stored == holder
 
 
 def test_rows_within_a_batch_are_unique_per_key_in_file_order() -> None:

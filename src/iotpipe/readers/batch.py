@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import polars as pl
 
@@ -21,6 +21,15 @@ MALFORMED_ROW = "malformed_row"
 MALFORMED_JSON = "malformed_json"
 RECORD_TOO_LARGE = "record_too_large"
 _NTH = re.compile(r"\A(.+)#(\d+)\Z")  # "name#2": the second column called "name"
+
+
+@runtime_checkable
+class BulkTexts(Protocol):
+    """Records rendered to text many at a time (cheaper than one by one)."""
+
+    def texts(self, indices: Sequence[int]) -> list[str]:
+        """Return the text of the records at ``indices``, in that order."""
+        ...
 
 
 @dataclass
@@ -42,6 +51,9 @@ class RecordBatch:
     nested
         Slot name -> whether each value was an array or object (JSON, Parquet lists and
         structs), for the slots that had any: such a value arrives as compact JSON text.
+    replacement_free
+        True when the reader saw that no value holds U+FFFD (what undecodable bytes became),
+        so the cleaner need not look for it.
     """
 
     lines: list[int]
@@ -50,6 +62,7 @@ class RecordBatch:
     rejected: list[RejectedRow] = field(default_factory=list)
     render: Any = None
     nested: Mapping[str, Sequence[bool]] = field(default_factory=dict)
+    replacement_free: bool = False
 
     @property
     def rows_read(self) -> int:
@@ -65,6 +78,8 @@ class RecordBatch:
         """Return the original text of several well-formed records, in the order given."""
         if isinstance(self.records, pl.Series) and self.render is None:
             return [str(r) for r in self.records.gather(list(indices)).to_list()]
+        if isinstance(self.records, BulkTexts) and self.render is None:
+            return self.records.texts(indices)
         return [self.record_text(i) for i in indices]
 
 

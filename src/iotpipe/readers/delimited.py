@@ -189,6 +189,7 @@ def _frame_batches(
             {slot: part.get_column(f"c{index}") for slot, index in resolved.items()},
             parsed.records(part),
             mine,
+            replacement_free=parsed.replacement_free,
         )
 
 

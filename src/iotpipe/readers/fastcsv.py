@@ -34,6 +34,7 @@ class ParsedChunk:
     rows: pl.DataFrame  # columns c0..c{width-1}, __line (Int64); __raw (String) unless `lines`
     ragged: list[tuple[int, list[str], str]]  # (line, fields, raw line)
     lines: ChunkLines | None = None  # the texts, when each row is one line of the chunk
+    replacement_free: bool = False  # no U+FFFD anywhere in the chunk's text
 
     def records(self, part: pl.DataFrame) -> Sequence[object] | pl.Series:
         """Return the original text of each row of ``part`` (a slice of `rows`): the rejects'."""
@@ -68,6 +69,10 @@ class _LineTexts(Sequence[str]):
 
     def __getitem__(self, index: int) -> str:  # type: ignore[override] # no slices needed
         return self._lines[int(self._numbers[index])]
+
+    def texts(self, indices: Sequence[int]) -> list[str]:
+        """Return the texts at ``indices`` (`iotpipe.readers.batch.BulkTexts`)."""
+        return [self._lines[n] for n in self._numbers.gather(list(indices)).to_list()]
 
 
 def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Iterator[bytes]:
@@ -287,7 +292,7 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
         ]
         if blank:
             frame = frame.filter(~pl.col("__line").is_in(blank))
-    return ParsedChunk(frame, [], lines)
+    return ParsedChunk(frame, [], lines, replacement_free="\ufffd" not in body)
 
 
 def _polars_rows(
