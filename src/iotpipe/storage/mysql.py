@@ -380,8 +380,6 @@ class MySQLStore(SqlStore):
         Connection parameters.
     """
 
-    overlap_writes = True  # a PyMySQL connection serves any thread, one at a time
-
     def __init__(self, params: MySQLParams) -> None:
         self.params = params
         self.load_data = LoadDataBulkPath(params.local_infile)

@@ -7,8 +7,6 @@ SQLite and MySQL servers that refuse LOCAL INFILE.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import datetime as dt
 import math
 from collections.abc import Callable, Mapping
@@ -100,9 +98,6 @@ class FileLoad:
         The contract carries every column of the table (see `BulkPath.upsert`).
     spill_dir
         Where runs go (the system's temporary directory by default).
-    overlap
-        Write each batch in a thread of its own while the caller prepares the next (the
-        connection must allow use from another thread; one statement runs at a time).
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
@@ -116,7 +111,6 @@ class FileLoad:
         *,
         whole_rows: bool,
         spill_dir: str | None = None,
-        overlap: bool = False,
     ) -> None:
         self.cursor = cursor
         self._contract = contract
@@ -128,7 +122,6 @@ class FileLoad:
         self._frontier: pl.DataFrame | None = None  # each device's latest time written
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
-        self._writes = _Writes(overlap)
 
     @property
     def spilled(self) -> bool:
@@ -163,30 +156,22 @@ class FileLoad:
         """
         if self._runs is not None:
             for chunk in self._runs.merged(self._batch_rows):
-                self._writes.run(self._upsert, chunk)
-        self._writes.wait()  # every batch written (or its error raised) before "loaded"
-        if self._runs is not None:
+                self._bulk.upsert(
+                    self.cursor, self._contract.table, chunk, whole_rows=self.whole_rows
+                )
             self._runs.close()
         self._mark_loaded(report)
         self.finished = True
 
     def close(self) -> None:
-        """Let the batch being written end, then remove any runs left on disk.
-
-        Called as the load's block ends, also after a failure or before a rollback: the
-        rollback must not meet a statement still running on the connection.
-        """
-        self._writes.close()
+        """Remove any runs left on disk (a load that failed or was rolled back)."""
         if self._runs is not None:
             self._runs.close()
-
-    def _upsert(self, rows: pl.DataFrame) -> None:
-        self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
 
     def _write(self, rows: pl.DataFrame) -> None:
         import polars as pl
 
-        self._writes.run(self._upsert, rows)
+        self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
         latest = rows.group_by(DEVICE_ID).agg(pl.col(TS).max().alias("frontier"))
         if self._frontier is not None:
             latest = (
@@ -209,45 +194,6 @@ class FileLoad:
             .item()
         )
         return bool(behind > self.BEHIND_SHARE * rows.height)
-
-
-class _Writes:
-    """Run a load's writes in order: in the caller's thread, or one at a time in a worker's.
-
-    With ``overlap``, `run` returns once the previous write has ended and this one has
-    started in the worker, so the caller prepares the next batch (encoding it, sorting it)
-    while the database takes this one. A write's error is raised by the next `run` or by
-    `wait`.
-    """
-
-    def __init__(self, overlap: bool) -> None:
-        self._pool = (
-            concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="iotpipe-write")
-            if overlap
-            else None
-        )
-        self._pending: concurrent.futures.Future[None] | None = None
-
-    def run(self, write: Callable[[pl.DataFrame], None], rows: pl.DataFrame) -> None:
-        """Write ``rows`` after the previous write has ended."""
-        if self._pool is None:
-            write(rows)
-            return
-        self.wait()
-        self._pending = self._pool.submit(write, rows)
-
-    def wait(self) -> None:
-        """Wait for the write in progress; raise its error."""
-        pending, self._pending = self._pending, None
-        if pending is not None:
-            pending.result()
-
-    def close(self) -> None:
-        """Wait for the write in progress, its error left to the load's own; stop the worker."""
-        with contextlib.suppress(Exception):
-            self.wait()
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
 
 class Readings:

@@ -53,10 +53,6 @@ class SqlStore:
         How a load writes its batches (default: multi-row upserts).
     """
 
-    # Whether a load may write its batches from a thread of its own (`FileLoad`'s overlap):
-    # the engine's connections must allow use from another thread (SQLite's do not).
-    overlap_writes = False
-
     def __init__(
         self,
         db: Database,
@@ -141,7 +137,6 @@ class SqlStore:
                 self.bulk,
                 lambda report: self.ledger.mark_loaded(cursor, claim, report),
                 whole_rows=table_columns <= set(contract.output_columns),
-                overlap=self.overlap_writes,
             )
             try:
                 yield load
