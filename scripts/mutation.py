@@ -12,6 +12,7 @@ Usage::
     scripts/mutation readers cleaning # some groups
     scripts/mutation --summary        # only the summary of the last runs
     scripts/mutation readers --survivors  # test the survivors again (after new tests)
+    scripts/mutation storage --sample 100 # 100 untested mutants drawn at random (seeded)
 
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
 scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
@@ -24,7 +25,9 @@ apart; "tested" is the rest. The score is killed / (tested - equivalent).
 from __future__ import annotations
 
 import argparse
+import math
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -158,13 +161,17 @@ also_copy = {_toml_list(ALSO_COPY)}
     return where
 
 
-def run(name: str, children: int, survivors: bool = False) -> None:
+def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> None:
     where = prepare(name, GROUPS[name])
     # A plain run tests new and changed mutants only; --survivors tests the survivors again
     # (after new tests: mutmut keeps a verdict unless the mutant is named).
     again = [m for m, s in results(name).items() if s not in KILLED] if survivors else []
     if survivors and not again:
         return
+    if sample:
+        again = draw(name, sample)
+        if not again:
+            return
     env = {
         **os.environ,
         "IOTPIPE_MUTATION": "1",
@@ -177,6 +184,23 @@ def run(name: str, children: int, survivors: bool = False) -> None:
         env=env,
         check=False,
     )
+
+
+SAMPLE_SEED = 20261127
+
+
+def draw(name: str, size: int) -> list[str]:
+    """Draw ``size`` of the group's untested mutants at random (seeded); remember the draw.
+
+    For mutants too costly to test them all (the exactly-once core: every integration test
+    runs it): the sample's score estimates theirs, and the summary reports it apart.
+    """
+    untested = sorted(m for m, s in results(name).items() if s in UNTESTED)
+    drawn = sorted(random.Random(SAMPLE_SEED).sample(untested, min(size, len(untested))))
+    kept = WORK / name / "sample.txt"
+    earlier = kept.read_text().split() if kept.exists() else []
+    kept.write_text("\n".join(sorted({*earlier, *drawn})) + "\n")
+    return drawn
 
 
 def results(name: str) -> dict[str, str]:
@@ -240,10 +264,35 @@ def summary(names: list[str]) -> int:
             functions = sorted({m.rsplit("__mutmut_", 1)[0] for m in uncovered})
             print(f"<!-- {name}: no test of the selection runs {', '.join(functions)} -->")
     print(f"| all | {' | '.join(map(str, totals))} | {_score(*totals[3:])} |")
+    for name in names:
+        _sample_summary(name, explained)
     if unexplained:
         print(f"\n{len(unexplained)} surviving mutants are neither killed nor explained:")
         print("\n".join(sorted(unexplained)))
     return 0
+
+
+def _sample_summary(name: str, explained: dict[str, str]) -> None:
+    """Report the group's random sample of otherwise untested mutants (`draw`), if any."""
+    kept = WORK / name / "sample.txt"
+    if not kept.exists():
+        return
+    verdicts = results(name)
+    drawn = [m for m in kept.read_text().split() if m in verdicts]
+    tested = [m for m in drawn if verdicts[m] not in UNTESTED and verdicts[m] != NO_TESTS]
+    killed = sum(verdicts[m] in KILLED for m in tested)
+    same = sum(verdicts[m] not in KILLED and m in explained for m in tested)
+    n = len(tested) - same
+    if not n:
+        return
+    p = killed / n
+    margin = 1.96 * math.sqrt(p * (1 - p) / n)  # normal approximation, 95%
+    print(
+        f"\n{name}: a random sample (seed {SAMPLE_SEED}) of {len(drawn)} mutants no full run "
+        f"reached: {len(tested)} tested, {killed} killed, {same} equivalent -> "
+        f"{100 * p:.1f}% (95% interval {100 * max(0, p - margin):.1f}-"
+        f"{100 * min(1, p + margin):.1f}%); these verdicts are in the table above too."
+    )
 
 
 def _score(tested: int, killed: int, same: int, left: int) -> str:
@@ -258,6 +307,13 @@ def main() -> None:
     parser.add_argument(
         "--survivors", action="store_true", help="test the surviving mutants again (new tests)"
     )
+    parser.add_argument(
+        "--sample",
+        type=int,
+        default=0,
+        metavar="N",
+        help="test N of the untested mutants drawn at random (reported apart)",
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
@@ -266,7 +322,7 @@ def main() -> None:
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
     if not args.summary:
         for name in names:
-            run(name, args.max_children, args.survivors)
+            run(name, args.max_children, args.survivors, args.sample)
     sys.exit(summary(names))
 
 
