@@ -148,3 +148,38 @@ def test_the_reader_url_takes_the_functions_credentials_and_tls() -> None:
         assert bootstrap.current_settings().read_database_url == "mysql://ro@replica/db"
         overridden = bootstrap.current_settings(database_url="sqlite:///x.db")
         assert overridden.read_database_url is None
+
+
+def test_short_operations_back_off_exponentially_until_the_last_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A server that stays unreachable: every attempt fails to connect, the waits between
+    # attempts double, and the last failure is final.
+    import time
+
+    from iotpipe.storage import database
+    from iotpipe.storage.database import Database
+    from iotpipe.storage.mysql import MYSQL
+
+    waits: list[float] = []
+    monkeypatch.setattr(time, "sleep", waits.append)
+
+    def unreachable() -> Any:
+        raise TransientStorageError("connection refused")
+
+    with pytest.raises(TransientStorageError, match="database unavailable"):
+        Database(MYSQL, unreachable, retries=4).run(lambda cursor: None)
+    first = database.BACKOFF_SECONDS
+    assert waits == [first, 2 * first, 4 * first]
+
+
+def test_a_sqlite_store_creates_the_folders_of_its_path(tmp_path: Any) -> None:
+    from iotpipe.storage.sqlite import SQLiteStore
+
+    path = tmp_path / "a" / "b" / "iotpipe.db"
+    store = SQLiteStore(path)
+    try:
+        store.db.run(lambda cursor: cursor.execute("SELECT 1"))
+    finally:
+        store.close()
+    assert path.exists()
