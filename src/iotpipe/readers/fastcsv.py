@@ -258,17 +258,7 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
         return None  # nothing to read, or a bare CR at the end
     if not pl.Series([body]).str.contains(_regular_lines(delimiter, quotechar, width)).item():
         return None
-    names = [f"c{i}" for i in range(width)]
-    frame = pl.read_csv(
-        (delimiter.join(names) + "\n").encode() + chunk,  # see _polars_rows on the header
-        has_header=True,
-        infer_schema=False,
-        empty_string_is_null=False,
-        separator=delimiter,
-        quote_char=quotechar,
-        truncate_ragged_lines=False,
-        raise_if_empty=False,
-    )
+    frame = _read_records(chunk, [f"c{i}" for i in range(width)], delimiter, quotechar)
     count = body.count("\n") + 1
     if frame.height != count or frame.width != width:
         return None
@@ -300,12 +290,19 @@ def _polars_rows(
 ) -> pl.DataFrame | None:
     if lines.height == 0:
         return _empty(names)
+    body = lines.select(pl.col("__raw").str.join("\n")).item()
+    frame = _read_records(body.encode(), names, delimiter, quotechar)
+    if frame.height != lines.height or frame.width != len(names):
+        return None
+    return frame.with_columns(lines.get_column("__line"), lines.get_column("__raw"))
+
+
+def _read_records(data: bytes, names: list[str], delimiter: str, quotechar: str) -> pl.DataFrame:
+    """Read whole records with Polars: every value a string, as the file has it."""
     # A header line of our own first: Polars decompresses input that starts with a gzip,
     # zlib or zstd magic number, and a record may begin with those bytes ("x^", say).
-    header = delimiter.join(names)
-    body = lines.select(pl.col("__raw").str.join("\n")).item()
-    frame = pl.read_csv(
-        f"{header}\n{body}".encode(),
+    return pl.read_csv(
+        (delimiter.join(names) + "\n").encode() + data,
         has_header=True,
         infer_schema=False,
         empty_string_is_null=False,
@@ -314,9 +311,6 @@ def _polars_rows(
         truncate_ragged_lines=False,
         raise_if_empty=False,
     )
-    if frame.height != lines.height or frame.width != len(names):
-        return None
-    return frame.with_columns(lines.get_column("__line"), lines.get_column("__raw"))
 
 
 def _python_rows(
