@@ -183,3 +183,41 @@ def test_a_sqlite_store_creates_the_folders_of_its_path(tmp_path: Any) -> None:
     finally:
         store.close()
     assert path.exists()
+
+
+def test_workers_registering_one_dataset_at_once_take_turns(tmp_path: Any) -> None:
+    # Four workers (fresh stores: nothing cached) create the same dataset at the same moment,
+    # forty times over. Before its DDL ran in one write transaction, one round in about twenty
+    # failed with "UNIQUE constraint failed: iotpipe_datasets.name" (seen in CI).
+    import threading
+
+    from iotpipe.contract import load_contract
+    from iotpipe.storage.sqlite import SQLiteStore
+
+    contract = load_contract("acme_usage")
+    for round_ in range(40):
+        stores = [SQLiteStore(tmp_path / f"r{round_}.db") for _ in range(4)]
+        start = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+
+        def ensure(
+            store: SQLiteStore, start: threading.Barrier, errors: list[BaseException]
+        ) -> None:
+            start.wait()
+            try:
+                store.ensure_schema(contract)
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=ensure, args=(s, start, errors)) for s in stores]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        names = stores[0].db.run(
+            lambda cursor: cursor.execute("SELECT name FROM iotpipe_datasets").fetchall()
+        )
+        for store in stores:
+            store.close()
+        assert errors == [], round_
+        assert [tuple(n) for n in names] == [("acme_usage",)]

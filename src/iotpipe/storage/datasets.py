@@ -112,14 +112,16 @@ class Datasets:
         """
         if self._ensured.get(contract.name) == contract:
             return  # already done by this process (warm Lambda invocations skip the DDL)
+        # One write transaction (SQLite: the write lock up front), so two workers that
+        # register the same dataset at once take turns instead of both inserting its row.
         with self._schema_lock():
             try:
-                self._db.run(lambda cursor: self._create(cursor, contract))
+                self._db.run(lambda cursor: self._create(cursor, contract), write=True)
             except Exception as exc:
                 if not self._db.dialect.is_duplicate_column(exc):
                     raise
                 # Another worker added the column first: look again.
-                self._db.run(lambda cursor: self._create(cursor, contract))
+                self._db.run(lambda cursor: self._create(cursor, contract), write=True)
         self._contracts[contract.name] = contract
         self._ensured[contract.name] = contract
 
