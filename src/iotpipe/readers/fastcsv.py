@@ -273,12 +273,7 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
         blank = [
             int(line)
             for line in frame.get_column("__line").gather(maybe_blank)
-            if not any(
-                v.strip()
-                for v in next(
-                    csv.reader([lines[line]], delimiter=delimiter, quotechar=quotechar), []
-                )
-            )
+            if not any(v.strip() for v in _fields(lines[line], delimiter, quotechar))
         ]
         if blank:
             frame = frame.filter(~pl.col("__line").is_in(blank))
@@ -320,7 +315,7 @@ def _python_rows(
     good: list[tuple[int, list[str], str]] = []
     ragged: list[tuple[int, list[str], str]] = []
     for line, raw in lines.select("__line", "__raw").iter_rows():
-        fields = next(csv.reader([raw], delimiter=delimiter, quotechar=quotechar), [])
+        fields = _fields(raw, delimiter, quotechar)
         if not any(v.strip() for v in fields):
             continue  # blank once parsed (quoted empty strings, say)
         if len(fields) < width or any(v.strip() for v in fields[width:]):
@@ -338,6 +333,11 @@ def _python_rows(
         schema={**dict.fromkeys(names, pl.String), "__line": pl.Int64, "__raw": pl.String},
     )
     return frame, ragged
+
+
+def _fields(line: str, delimiter: str, quotechar: str) -> list[str]:
+    """Split one line into fields as the csv module does."""
+    return next(csv.reader([line], delimiter=delimiter, quotechar=quotechar), [])
 
 
 def _empty(names: list[str]) -> pl.DataFrame:
