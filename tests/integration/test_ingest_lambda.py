@@ -366,7 +366,12 @@ def test_only_the_input_bucket_and_prefix_are_ingested(
 
 
 class _BrokenBulk:
-    def upsert(self, cursor: Any, table: str, rows: Any, *, whole_rows: bool) -> None:
+    def stage(self, rows: Any, directory: Path) -> Path | None:
+        return None
+
+    def upsert(
+        self, cursor: Any, table: str, rows: Any, *, whole_rows: bool, staged: Path | None = None
+    ) -> None:
         raise RuntimeError("a bug nobody foresaw")
 
 

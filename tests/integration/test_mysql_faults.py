@@ -32,8 +32,13 @@ class _BatchHook:
     def __init__(self, bulk: BulkPath, after: Any) -> None:
         self._bulk, self._after = bulk, after
 
-    def upsert(self, cursor: Any, table: str, rows: Any, *, whole_rows: bool) -> None:
-        self._bulk.upsert(cursor, table, rows, whole_rows=whole_rows)
+    def stage(self, rows: Any, directory: Path) -> Path | None:
+        return self._bulk.stage(rows, directory)
+
+    def upsert(
+        self, cursor: Any, table: str, rows: Any, *, whole_rows: bool, staged: Path | None = None
+    ) -> None:
+        self._bulk.upsert(cursor, table, rows, whole_rows=whole_rows, staged=staged)
         self._after(cursor)
 
 

@@ -5,6 +5,7 @@ out of time order."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -70,7 +71,18 @@ class Recording:
     def __init__(self) -> None:
         self.written: list[pl.DataFrame] = []
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        return None
+
+    def upsert(
+        self,
+        cursor: Any,
+        table: str,
+        rows: pl.DataFrame,
+        *,
+        whole_rows: bool,
+        staged: Path | None = None,
+    ) -> None:
         self.written.append(rows)
 
 

@@ -13,8 +13,10 @@ row lock per vocabulary, so concurrent loads never wait on each other's file tra
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
+import os
 import re
 import tempfile
 from dataclasses import dataclass, field
@@ -298,14 +300,38 @@ class LoadDataBulkPath:
         self.uses_local_infile: bool | None = None if enabled else False
         self._fallback = InsertBulkPath(MYSQL)
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
-        """Load a batch inside the open transaction."""
+    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        """Write the batch's LOAD DATA file ahead (None once LOCAL INFILE was refused)."""
+        if self.uses_local_infile is False:
+            return None
+        handle, name = tempfile.mkstemp(prefix="batch-", suffix=".csv", dir=directory)
+        os.close(handle)
+        write_load_csv(rows, name)
+        return Path(name)
+
+    def upsert(
+        self,
+        cursor: Any,
+        table: str,
+        rows: pl.DataFrame,
+        *,
+        whole_rows: bool,
+        staged: Path | None = None,
+    ) -> None:
+        """Load a batch inside the open transaction (from ``staged`` when it was staged)."""
         if self.uses_local_infile is not False:
             try:
-                if whole_rows:
-                    self._load_data(cursor, table, rows, "REPLACE")
-                else:
-                    self._staged(cursor, table, rows)
+                with contextlib.ExitStack() as stack:
+                    if staged is None:
+                        chunk = stack.enter_context(
+                            tempfile.NamedTemporaryFile(prefix="iotpipe-", suffix=".csv")
+                        )
+                        write_load_csv(rows, chunk.name)
+                        staged = Path(chunk.name)
+                    if whole_rows:
+                        self._load_data(cursor, table, staged, rows.columns, "REPLACE")
+                    else:
+                        self._staged(cursor, table, staged, rows.columns)
                 self.uses_local_infile = True
                 return
             except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
@@ -315,27 +341,27 @@ class LoadDataBulkPath:
                 self.uses_local_infile = False
         self._fallback.upsert(cursor, table, rows, whole_rows=whole_rows)
 
-    def _load_data(self, cursor: Any, table: str, rows: pl.DataFrame, mode: str = "") -> None:
-        names = ", ".join(quote(c) for c in rows.columns)
-        with tempfile.NamedTemporaryFile(prefix="iotpipe-", suffix=".csv") as chunk:
-            write_load_csv(rows, chunk.name)
-            cursor.execute(
-                f"LOAD DATA LOCAL INFILE %s {mode} INTO TABLE {quote(table)} "
-                "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
-                f"ESCAPED BY '' LINES TERMINATED BY '\\n' ({names})",
-                (chunk.name,),
-            )
+    def _load_data(
+        self, cursor: Any, table: str, path: Path, columns: list[str], mode: str = ""
+    ) -> None:
+        names = ", ".join(quote(c) for c in columns)
+        cursor.execute(
+            f"LOAD DATA LOCAL INFILE %s {mode} INTO TABLE {quote(table)} "
+            "CHARACTER SET utf8mb4 FIELDS TERMINATED BY ',' OPTIONALLY ENCLOSED BY '\"' "
+            f"ESCAPED BY '' LINES TERMINATED BY '\\n' ({names})",
+            (str(path),),
+        )
 
-    def _staged(self, cursor: Any, table: str, rows: pl.DataFrame) -> None:
+    def _staged(self, cursor: Any, table: str, path: Path, columns: list[str]) -> None:
         # A temporary table is the connection's own, and neither CREATE nor DROP TEMPORARY
         # TABLE ends the open transaction; a new one per batch costs less than emptying it.
         stage = STAGE_PREFIX + hashlib.sha256(table.encode()).hexdigest()[:16]
         cursor.execute(f"DROP TEMPORARY TABLE IF EXISTS {quote(stage)}")
         cursor.execute(f"CREATE TEMPORARY TABLE {quote(stage)} LIKE {quote(table)}")
-        self._load_data(cursor, stage, rows)
-        names = ", ".join(quote(c) for c in rows.columns)
+        self._load_data(cursor, stage, path, columns)
+        names = ", ".join(quote(c) for c in columns)
         updates = ", ".join(
-            f"{quote(c)} = VALUES({quote(c)})" for c in rows.columns if c not in (DEVICE_ID, TS)
+            f"{quote(c)} = VALUES({quote(c)})" for c in columns if c not in (DEVICE_ID, TS)
         )
         cursor.execute(
             f"INSERT INTO {quote(table)} ({names}) SELECT {names} FROM {quote(stage)} "

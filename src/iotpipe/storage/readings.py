@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Callable, Mapping
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from iotpipe.contract import DEVICE_ID, TS, DataContract
@@ -37,12 +42,28 @@ def _finite(value: Any) -> Any:
 class BulkPath(Protocol):
     """How encoded rows reach a table inside an open transaction."""
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        """Write ``rows`` ahead, in the form `upsert` sends them; return the file (or None).
+
+        It needs no connection and may run in another thread while an earlier batch is
+        written. None: this path has nothing to prepare ahead (it sends the rows as they are).
+        """
+        ...
+
+    def upsert(
+        self,
+        cursor: Any,
+        table: str,
+        rows: pl.DataFrame,
+        *,
+        whole_rows: bool,
+        staged: Path | None = None,
+    ) -> None:
         """Upsert ``rows`` on (device_id, ts), changing only the columns ``rows`` has.
 
         ``whole_rows`` says the rows carry every column of the table, so a row may be
         replaced whole (what a faster path may do); otherwise the table's other columns must
-        keep their values.
+        keep their values. ``staged`` is what `stage` wrote for these rows, if anything.
         """
         ...
 
@@ -62,7 +83,19 @@ class InsertBulkPath:
         self._dialect = dialect
         self._time_format = time_format
 
-    def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, *, whole_rows: bool) -> None:
+    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        """Nothing to write ahead: the driver sends the rows themselves."""
+        return None
+
+    def upsert(
+        self,
+        cursor: Any,
+        table: str,
+        rows: pl.DataFrame,
+        *,
+        whole_rows: bool,
+        staged: Path | None = None,
+    ) -> None:
         """Upsert rows with the dialect's conflict clause (it sets only their columns)."""
         import polars as pl
 
@@ -76,6 +109,14 @@ class InsertBulkPath:
         cursor.executemany(self._dialect.upsert_sql(table, rows.columns), rows.rows())
 
 
+@dataclass(frozen=True)
+class _Ready:
+    """A batch made ready to write: sorted by key, and what its bulk path staged for it."""
+
+    rows: pl.DataFrame
+    staged: Path | None
+
+
 class FileLoad:
     """One file's load: batches upserted, then the ledger's ``loaded``, in one transaction.
 
@@ -83,6 +124,11 @@ class FileLoad:
     not in time order (most of a batch behind what its devices already have), the rest is
     kept as sorted runs on disk and merged in key order before the ledger is marked
     (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
+
+    The work a batch needs before its statement - sorting, and the bulk path's own form of
+    it (LOAD DATA's CSV file) - runs in a worker thread while the batch before it is written,
+    so the server is not kept waiting for it. The connection is used by the caller's thread
+    only: a batch is written during the next `upsert` or in `finish`.
 
     Parameters
     ----------
@@ -97,7 +143,7 @@ class FileLoad:
     whole_rows
         The contract carries every column of the table (see `BulkPath.upsert`).
     spill_dir
-        Where runs go (the system's temporary directory by default).
+        Where runs and staged batches go (the system's temporary directory by default).
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
@@ -122,6 +168,9 @@ class FileLoad:
         self._frontier: pl.DataFrame | None = None  # each device's latest time written
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
+        self._worker: ThreadPoolExecutor | None = None
+        self._pending: Future[_Ready] | None = None  # the batch taken last, not yet written
+        self._staging: Path | None = None  # the directory of staged batches (worker's own)
 
     @property
     def spilled(self) -> bool:
@@ -129,49 +178,107 @@ class FileLoad:
         return self._runs is not None
 
     def upsert(self, rows: pl.DataFrame) -> int:
-        """Upsert encoded rows in primary-key order; return how many were taken.
+        """Take a batch of encoded rows; return how many. It is written by the next call.
 
         A batch holds one row per key (the de-duplication kept each key's last), so sorting
         it by ``(device_id, ts)`` changes nothing stored; the engine then inserts along its
-        clustered index instead of at random places.
+        clustered index instead of at random places. Batches are written in the order they
+        were taken; an error writing one is raised here or by `finish`, inside the
+        transaction.
         """
         if not rows.height:
             return 0
-        rows = rows.sort(DEVICE_ID, TS)
         self._batch_rows = max(self._batch_rows, rows.height)
-        if self._runs is None and self._behind(rows):
-            from iotpipe.storage.spill import SpilledRuns
-
-            self._runs = SpilledRuns(self._spill_dir)
-        if self._runs is not None:
-            self._runs.add(rows)
-        else:
-            self._write(rows)
+        if self._worker is None:
+            self._worker = ThreadPoolExecutor(1, thread_name_prefix="iotpipe-stage")
+        ahead = self._worker.submit(self._prepare, rows)
+        self._write_pending()  # the previous batch, while this one is prepared
+        self._pending = ahead
         return rows.height
 
     def finish(self, report: Mapping[str, Any]) -> None:
-        """Write the kept runs in key order, then mark the object loaded.
+        """Write what is pending and the kept runs in key order, then mark the object loaded.
 
         Both commit with the batches when the load's block ends.
         """
+        self._write_pending()
         if self._runs is not None:
-            for chunk in self._runs.merged(self._batch_rows):
-                self._bulk.upsert(
-                    self.cursor, self._contract.table, chunk, whole_rows=self.whole_rows
-                )
-            self._runs.close()
+            for ready in self._ahead(self._runs.merged(self._batch_rows)):
+                self._written(ready)
+        self.close()
         self._mark_loaded(report)
         self.finished = True
 
     def close(self) -> None:
-        """Remove any runs left on disk (a load that failed or was rolled back)."""
+        """Stop the worker; remove any runs or staged batches left on disk (idempotent)."""
+        if self._worker is not None:
+            if self._pending is not None:
+                self._pending.cancel()
+            self._worker.shutdown(wait=True)
+        if self._staging is not None:
+            shutil.rmtree(self._staging, ignore_errors=True)
         if self._runs is not None:
             self._runs.close()
 
-    def _write(self, rows: pl.DataFrame) -> None:
+    def _prepare(self, rows: pl.DataFrame) -> _Ready:
+        """Sort a batch by key and stage it (in the worker; no connection)."""
+        rows = rows.sort(DEVICE_ID, TS)
+        if self._runs is not None:  # spilling: the batch goes to a run, not to the table
+            return _Ready(rows, None)
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
+        return _Ready(rows, self._bulk.stage(rows, self._staging))
+
+    def _ahead(self, chunks: Iterable[pl.DataFrame]) -> Iterator[_Ready]:
+        """Yield ``chunks`` prepared, each one prepared while the one before it is written."""
+        assert self._worker is not None  # runs exist only after a batch was taken
+        pending: Future[_Ready] | None = None
+        for chunk in chunks:
+            ahead = self._worker.submit(self._prepare_merged, chunk)
+            if pending is not None:
+                yield pending.result()
+            pending = ahead
+        if pending is not None:
+            yield pending.result()
+
+    def _prepare_merged(self, chunk: pl.DataFrame) -> _Ready:
+        """Stage a merged chunk (already in key order)."""
+        if self._staging is None:
+            self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
+        return _Ready(chunk, self._bulk.stage(chunk, self._staging))
+
+    def _write_pending(self) -> None:
+        """Write the batch taken last (or keep it in a run, once the file is out of order)."""
+        if self._pending is None:
+            return
+        ready, self._pending = self._pending.result(), None
+        if self._runs is None and self._behind(ready.rows):
+            from iotpipe.storage.spill import SpilledRuns
+
+            self._runs = SpilledRuns(self._spill_dir)
+        if self._runs is not None:
+            self._runs.add(ready.rows)
+            _discard(ready.staged)
+        else:
+            self._written(ready)
+            self._advance(ready.rows)
+
+    def _written(self, ready: _Ready) -> None:
+        try:
+            self._bulk.upsert(
+                self.cursor,
+                self._contract.table,
+                ready.rows,
+                whole_rows=self.whole_rows,
+                staged=ready.staged,
+            )
+        finally:
+            _discard(ready.staged)
+
+    def _advance(self, rows: pl.DataFrame) -> None:
+        """Note each device's latest time written."""
         import polars as pl
 
-        self._bulk.upsert(self.cursor, self._contract.table, rows, whole_rows=self.whole_rows)
         latest = rows.group_by(DEVICE_ID).agg(pl.col(TS).max().alias("frontier"))
         if self._frontier is not None:
             latest = (
@@ -194,6 +301,11 @@ class FileLoad:
             .item()
         )
         return bool(behind > self.BEHIND_SHARE * rows.height)
+
+
+def _discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 class Readings:
