@@ -443,7 +443,7 @@ def _zone_faults(
     raw: pl.Series, stamps: pl.Series, timezone: str, formats: tuple[str, ...]
 ) -> pl.Series:
     """``__ts_fault``: why an unparsed timestamp failed, when its zone is the reason."""
-    faults = pl.Series("__ts_fault", [None] * raw.len(), dtype=pl.String)
+    faults = pl.repeat(None, raw.len(), dtype=pl.String, eager=True).alias("__ts_fault")
     if timezone == UTC:  # no gaps and no repeated hours: the zone is never the reason
         return faults
     unparsed = (stamps.is_null() & raw.is_not_null()).arg_true()
@@ -465,7 +465,9 @@ def _undecodable(names: list[str], replacement_free: bool) -> pl.Expr:
 def _column(name: str, values: Sequence[str | None] | pl.Series | None, n: int) -> pl.Series:
     if isinstance(values, pl.Series):
         return values.alias(name)
-    return pl.Series(name, values if values is not None else [None] * n, dtype=pl.String)
+    if values is None:
+        return pl.repeat(None, n, dtype=pl.String, eager=True).alias(name)
+    return pl.Series(name, values, dtype=pl.String)
 
 
 def _human(delta: dt.timedelta) -> str:
