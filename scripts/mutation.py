@@ -53,6 +53,7 @@ NEVER = [
 ]
 STORAGE_TESTS = [
     "tests/unit/test_spill.py",
+    "tests/unit/test_file_load.py",  # batches staged in a worker, written in order
     "tests/integration/test_row_order.py",
     "tests/integration/test_store.py",
     "tests/integration/test_trust.py",
