@@ -43,6 +43,14 @@ def parse(values: list[str | None], tz: str = "UTC") -> list[dt.datetime | None]
         ("1709618828000", UTC_2024),
         ("1709618828.5", UTC_2024.replace(microsecond=500000)),
         ("1709618828250", UTC_2024.replace(microsecond=250000)),
+        # Milliseconds from 1e11 up (EPOCH_MS_THRESHOLD), seconds below it: both sides.
+        ("100000000000", dt.datetime(1973, 3, 3, 9, 46, 40)),
+        ("99999999999", dt.datetime(5138, 11, 16, 9, 46, 39)),
+        ("-100000000000", dt.datetime(1966, 10, 31, 14, 13, 20)),
+        # Rounded to the nearest microsecond, not cut.
+        ("1709618828.0000008", UTC_2024.replace(microsecond=1)),
+        ("1709618828.0000004", UTC_2024),
+        ("99999999999999999999999", None),  # past any datetime: unparseable, no error
         ("2024-02-30 00:00:00", None),
         ("2024-13-01", None),
         ("2024-01-01 24:00:00", None),

@@ -10,8 +10,9 @@ import pytest
 
 from iotpipe.clean import CleanCounters
 from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
+from iotpipe.errors import QualityError
 from iotpipe.ingest import validate_source
-from iotpipe.quality import SHOWN_COLUMNS, warnings_for
+from iotpipe.quality import SHOWN_COLUMNS, check_outcome, warnings_for
 
 ACME = load_contract("acme_usage")
 MEASUREMENTS = [f.name for f in ACME.measurements]
@@ -32,6 +33,11 @@ def test_a_file_without_any_measurement_column_fails_naming_what_was_expected() 
     for name in MEASUREMENTS:
         assert name in error
     assert "found [device_id, timestamp, colour]" in error and "more" not in error
+    assert error == (
+        "the file does not match contract acme_usage: expected any of [battery_pct, "
+        "temperature_c, power_w, usage_minutes, signal_dbm, error_count], found [device_id, "
+        "timestamp, colour]"
+    )
 
 
 def test_a_wide_foreign_file_shows_its_first_columns_and_how_many_more() -> None:
@@ -91,6 +97,27 @@ def test_more_rejected_than_the_contract_allows_fails_with_the_main_reasons() ->
     body = validate("device_id,timestamp,battery_pct\n" + "\n".join(lines) + "\n", strict)
     assert body["status"] == "validated", body["error"]
     assert body["rows_rejected"] == 3
+
+
+def test_too_many_rejected_says_the_share_and_only_the_three_main_reasons() -> None:
+    strict = contract_from_dict({**contract_to_dict(ACME), "quality": {"max_rejected_ratio": 0.2}})
+    reasons = Counter(
+        {"missing_device_id": 30, "invalid_timestamp": 20, "future_timestamp": 10, "other": 1}
+    )
+    over = counters(rows_read=200, rows_valid=139, rows_rejected=61, reject_reasons=reasons)
+    with pytest.raises(QualityError) as failed:
+        check_outcome(strict, over)
+    assert str(failed.value) == (
+        "61 of 200 rows rejected (30.5%), over quality.max_rejected_ratio 0.2 "
+        "(missing_device_id 30, invalid_timestamp 20, future_timestamp 10)"
+    )
+    none_valid = counters(rows_read=61, rows_rejected=61, reject_reasons=reasons)
+    with pytest.raises(QualityError) as failed:
+        check_outcome(strict, none_valid)
+    assert str(failed.value) == (
+        "no row is valid: 61 read, 61 rejected "
+        "(missing_device_id 30, invalid_timestamp 20, future_timestamp 10)"
+    )
 
 
 def counters(**values: object) -> CleanCounters:
