@@ -451,3 +451,80 @@ def test_a_batch_keeps_one_row_per_key_the_last() -> None:
     winners, counts = Deduplicator(["device_id", "ts", "v"]).apply(batch)
     assert winners.select("device_id", "ts", "v").rows() == [("b", t, 2.0), ("a", t, 3.0)]
     assert (counts.new, counts.duplicate, counts.conflict) == (2, 2, 1)
+
+
+def test_numeric_missing_markers_null_the_value_in_any_spelling() -> None:
+    # Through the cleaner (the test above checks the expression alone): -200 as text
+    # marks a missing value, and so does every other spelling of the number -200.
+    c = contract(
+        fields=[
+            {"name": "v", "type": "number", "missingValues": ["-200"]},
+            {"name": "w", "type": "number"},
+        ],
+    )
+    data = b"id,time,v,w\n" + b"".join(
+        b"d,2024-01-0%d,%s,1\n" % (i, v)
+        for i, v in enumerate([b"-200", b"-200.0", b"-2e2", b"-200.5", b"5"], start=1)
+    )
+    rows, rejected, counters = clean_bytes(data, c)
+    assert rejected == []
+    assert rows.get_column("v").to_list() == [None, None, None, -200.5, 5.0]
+    assert dict(counters.nulled) == {}  # missing, not invalid
+
+
+def test_reject_details_name_the_source_columns() -> None:
+    c = contract(
+        timestamp="ts",  # a source column named like the key: still named in the detail
+        fields=[
+            {
+                "name": "v",
+                "type": "number",
+                "on_invalid": "reject",
+                "source": ["CO(GT)", "co"],
+                "constraints": {"required": True, "minimum": 0},
+            },
+            {"name": "w", "type": "number"},
+        ],
+    )
+    data = b"id,ts,co,w\nd,2024-01-01,-5,1\nd,yesterday,1,1\nd,2024-01-02,,1\n"
+    _, rejected, _ = clean_bytes(data, c)
+    assert [(r.line, r.reason, r.detail) for r in rejected] == [
+        (2, "invalid_value", "v: invalid value -5 (column 'CO(GT)' or 'co')"),
+        (3, "invalid_timestamp", "unparseable timestamp yesterday (column 'ts')"),
+        (4, "missing_value", "v is missing (column 'CO(GT)' or 'co')"),
+    ]
+
+
+def test_a_contract_with_no_field_to_null_cleans() -> None:
+    # Every field rejects its row when invalid: nothing is ever nulled, nothing to count.
+    c = contract(fields=[{"name": "v", "type": "number", "on_invalid": "reject"}])
+    rows, rejected, counters = clean_bytes(b"id,time,v\nd,2024-01-01,1\nd,2024-01-02,x\n", c)
+    assert rows.get_column("v").to_list() == [1.0]
+    assert [r.reason for r in rejected] == ["invalid_value"]
+    assert dict(counters.nulled) == {}
+
+
+def test_composite_timestamps_with_minutes_seconds_or_a_date_alone() -> None:
+    full = contract(
+        timestamp={
+            "year": "yr", "month": "mo", "day": "dy", "hour": "hr", "minute": "mi", "second": "se",
+        },
+    )  # fmt: skip
+    rows, rejected, _ = clean_bytes(b"id,yr,mo,dy,hr,mi,se,v\nx,2024,1,2,3,4,5,1\n", full)
+    assert rejected == []
+    assert rows.get_column("ts").to_list() == [dt.datetime(2024, 1, 2, 3, 4, 5)]
+    dated = contract(timestamp={"date": "Day"})
+    rows, rejected, _ = clean_bytes(b"id,Day,v\nx,2024-01-02,1\nx,soon,1\n", dated)
+    assert rows.get_column("ts").to_list() == [dt.datetime(2024, 1, 2)]
+    assert [r.reason for r in rejected] == ["invalid_timestamp"]
+
+
+def test_datetime_fields_take_the_contract_zone() -> None:
+    c = contract(
+        timestamp={"source": "time", "timezone": "Asia/Shanghai"},
+        fields=[{"name": "v", "type": "number"}, {"name": "seen", "type": "datetime"}],
+    )
+    rows, _, _ = clean_bytes(b"id,time,v,seen\nd,2024-01-01 08:00,1,2024-01-01 09:00\n", c)
+    assert rows.select("ts", "seen").rows() == [
+        (dt.datetime(2024, 1, 1, 0, 0), dt.datetime(2024, 1, 1, 1, 0))
+    ]
