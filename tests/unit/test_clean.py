@@ -111,6 +111,7 @@ def test_each_reject_reason_in_priority_order() -> None:
         "d,2024-01-05,1,a,s",  # 12 malformed_row
         "d,2025-06-02T12:00:00Z,1,a,s,x",  # 13 ok: exactly now + 1 day
         "d,2000-01-01T00:00:00Z,1,a,s,x",  # 14 ok: the earliest instant
+        f"{long_id[1:]},2024-01-01,1,a,s,x",  # 15 ok: a device id of the longest length
     ]
     data = b"id,time,v,kind,serial,mode\n" + "\n".join(rows).encode() + b"\n"
     clean, rejected, counters = clean_bytes(data, c)
@@ -127,12 +128,23 @@ def test_each_reject_reason_in_priority_order() -> None:
         (11, "no_measurements"),
         (12, "malformed_row"),
     ]
-    assert rejected[3].detail == "unparseable timestamp soon (column 'time')"
-    assert rejected[7].detail == "mode: invalid value y"
+    assert [r.detail for r in rejected] == [
+        "device_id is missing (column 'id')",
+        "device_id is longer than 128 characters",
+        "timestamp is missing (column 'time')",
+        "unparseable timestamp soon (column 'time')",
+        "timestamp 1999-12-31T23:59:59Z is outside 2000-01-01 .. now+1d",
+        "timestamp 2025-06-02T12:00:01Z is outside 2000-01-01 .. now+1d",
+        "serial is missing",
+        "mode: invalid value y",
+        "every measurement is missing or invalid",
+        "every measurement is missing or invalid",
+        "expected 6 fields, found 5",
+    ]
     assert rejected[6].record == "d,2024-01-01,1,a,,x"
-    assert clean.height == 2
-    assert counters.rows_read == 13
-    assert counters.rows_valid == 2 and counters.rows_rejected == 11
+    assert clean.height == 3
+    assert counters.rows_read == 14
+    assert counters.rows_valid == 3 and counters.rows_rejected == 11
 
 
 def test_trim_markers_casefold_and_nulling() -> None:
@@ -322,13 +334,19 @@ def test_local_times_in_a_dst_gap_or_repeated_hour(ambiguous: str, expected: Any
     ).encode()
     rows, rejected, _ = clean_bytes(data, c)
     reasons = {r.line: r.reason for r in rejected}
+    details = {r.line: r.detail for r in rejected}
     assert reasons[2] == "nonexistent_local_time"
-    assert "does not exist in Europe/Rome" in next(r.detail for r in rejected if r.line == 2)
+    assert details[2] == (
+        f"local time {ROME_GAP} does not exist in Europe/Rome (the clocks skipped it)"
+    )
     assert reasons[5] == "invalid_timestamp"
     stamps = rows.get_column("ts").to_list()
     assert dt.datetime(2004, 3, 28, 0, 30) in stamps  # 01:30 CET exists
     if expected is None:
         assert reasons[3] == "ambiguous_local_time"
+        assert details[3] == (
+            f"local time {ROME_TWICE} happens twice in Europe/Rome (timestamp.ambiguous: reject)"
+        )
     else:
         assert 3 not in reasons and expected in stamps
 
@@ -527,4 +545,42 @@ def test_datetime_fields_take_the_contract_zone() -> None:
     rows, _, _ = clean_bytes(b"id,time,v,seen\nd,2024-01-01 08:00,1,2024-01-01 09:00\n", c)
     assert rows.select("ts", "seen").rows() == [
         (dt.datetime(2024, 1, 1, 0, 0), dt.datetime(2024, 1, 1, 1, 0))
+    ]
+
+
+@pytest.mark.parametrize(
+    ("max_future", "shown"),
+    [("1d", "1d"), ("2h", "2h"), ("24h", "1d"), ("5m", "5m"), ("90s", "90s")],
+)
+def test_the_future_bound_is_shown_in_its_largest_whole_unit(max_future: str, shown: str) -> None:
+    c = contract(timestamp={"source": "time", "max_future": max_future})
+    _, rejected, _ = clean_bytes(b"id,time,v,kind\nd,2030-01-01,1,a\n", c)
+    assert [r.detail for r in rejected] == [
+        f"timestamp 2030-01-01T00:00:00Z is outside 2000-01-01 .. now+{shown}"
+    ]
+
+
+def test_reject_details_of_timestamps_by_parts_formats_bytes_and_nested_ids() -> None:
+    parts = contract(timestamp={"year": "year", "month": "month", "day": "day", "hour": "hour"})
+    _, rejected, _ = clean_bytes(
+        b"id,year,month,day,hour,v,kind\ns,2013,3,1,x,1,a\ns,2013,2,30,0,1,a\n", parts
+    )
+    where = "(columns 'year' + 'month' + 'day' + 'hour')"
+    assert [r.detail for r in rejected] == [
+        f"unparseable timestamp (parts) {where}",  # a part is no number: no text to show
+        f"unparseable timestamp 2013-2-30 0:0:0 {where}",
+    ]
+    given = contract(timestamp={"source": "time", "format": ["%d/%m/%Y", "%Y%m%d"]})
+    _, rejected, _ = clean_bytes(b"id,time,v,kind\nd,2024-01-01,1,a\n", given)
+    assert [r.detail for r in rejected] == [
+        "unparseable timestamp 2024-01-01 (column 'time') (timestamp.format: %d/%m/%Y or %Y%m%d)"
+    ]
+    _, rejected, _ = clean_bytes(b"id,time,v,kind\nd\xe9,2024-01-01,1,a\n", contract())
+    assert [(r.reason, r.detail) for r in rejected] == [
+        ("invalid_encoding", "the record holds bytes that are not valid utf-8 (shown as U+FFFD)")
+    ]
+    nested = b'{"id": ["a", "b"], "time": "2024-01-01", "v": 1, "kind": "a"}\n'
+    _, rejected, _ = clean_bytes(nested, contract())
+    assert [(r.reason, r.detail) for r in rejected] == [
+        ("invalid_device_id", "device_id is an array or object, not one value")
     ]
