@@ -64,6 +64,31 @@ def test_timestamp_formats(text: str | None, expected: dt.datetime | None) -> No
     assert parse([text]) == [expected]
 
 
+# The shapes most loggers write (and bench/messy.py mixes): each is read by the vectorised
+# parsers alone, without the general per-shape expression.
+COMMON_SHAPES = [
+    "2024-03-05T06:07:08Z",
+    "2024-03-05 06:07:08",
+    "2024-03-05T15:07:08+09:00",
+    "2024-03-05T01:07:08-05:00",
+    "1709618828",
+    "1709618828000",
+    "2024/03/05 06:07:08",
+    "2024-03-05T06:07:08.000+00:00",
+]
+
+
+def test_common_shapes_never_reach_the_general_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import iotpipe.timestamps as timestamps
+
+    def general(*args: Any, **kwargs: Any) -> pl.Expr:
+        raise AssertionError("a common shape reached the general parser")
+
+    monkeypatch.setattr(timestamps, "timestamp_expr", general)
+    raw = pl.Series("s", COMMON_SHAPES * 3)  # interleaved, as in a merged file
+    assert timestamps.parse_timestamps(raw).to_list() == [UTC_2024] * len(raw)
+
+
 def test_naive_times_take_the_contract_zone() -> None:
     assert parse(["2024-01-01 08:00:00"], "Asia/Shanghai") == [dt.datetime(2024, 1, 1, 0, 0)]
     # An explicit offset wins over the zone.
