@@ -225,27 +225,25 @@ class FileLoad:
         rows = rows.sort(DEVICE_ID, TS)
         if self._runs is not None:  # spilling: the batch goes to a run, not to the table
             return _Ready(rows, None)
-        if self._staging is None:
-            self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
-        return _Ready(rows, self._bulk.stage(rows, self._staging))
+        return self._staged(rows)
 
     def _ahead(self, chunks: Iterable[pl.DataFrame]) -> Iterator[_Ready]:
         """Yield ``chunks`` prepared, each one prepared while the one before it is written."""
         assert self._worker is not None  # runs exist only after a batch was taken
         pending: Future[_Ready] | None = None
         for chunk in chunks:
-            ahead = self._worker.submit(self._prepare_merged, chunk)
+            ahead = self._worker.submit(self._staged, chunk)
             if pending is not None:
                 yield pending.result()
             pending = ahead
         if pending is not None:
             yield pending.result()
 
-    def _prepare_merged(self, chunk: pl.DataFrame) -> _Ready:
-        """Stage a merged chunk (already in key order)."""
+    def _staged(self, rows: pl.DataFrame) -> _Ready:
+        """Stage rows already in key order (in the worker, which alone makes the directory)."""
         if self._staging is None:
             self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
-        return _Ready(chunk, self._bulk.stage(chunk, self._staging))
+        return _Ready(rows, self._bulk.stage(rows, self._staging))
 
     def _write_pending(self) -> None:
         """Write the batch taken last (or keep it in a run, once the file is out of order)."""
