@@ -331,7 +331,7 @@ class LoadDataBulkPath:
                     if whole_rows:
                         self._load_data(cursor, table, staged, rows.columns, "REPLACE")
                     else:
-                        self._staged(cursor, table, staged, rows.columns)
+                        self._through_stage_table(cursor, table, staged, rows.columns)
                 self.uses_local_infile = True
                 return
             except (pymysql.err.OperationalError, pymysql.err.InternalError) as exc:
@@ -352,7 +352,7 @@ class LoadDataBulkPath:
             (str(path),),
         )
 
-    def _staged(self, cursor: Any, table: str, path: Path, columns: list[str]) -> None:
+    def _through_stage_table(self, cursor: Any, table: str, path: Path, columns: list[str]) -> None:
         # A temporary table is the connection's own, and neither CREATE nor DROP TEMPORARY
         # TABLE ends the open transaction; a new one per batch costs less than emptying it.
         stage = STAGE_PREFIX + hashlib.sha256(table.encode()).hexdigest()[:16]
