@@ -171,3 +171,195 @@ def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch)
     unending = b'a,"' + b"x" * 200 + b"\n"  # no boundary: yielded whole once it is too long
     pieces = list(record_chunks(b"", io.BufferedReader(io.BytesIO(unending)), b'"'))
     assert b"".join(pieces) == unending
+
+
+def test_parquet_nested_values_and_rejected_rows_read_as_compact_json(tmp_path: Path) -> None:
+    at = dt.datetime(2024, 5, 6, 7, 8, 9)
+    frame = pl.DataFrame(
+        {
+            "id": ["d1", "d2"],
+            "time": ["2024-01-01T00:00:00Z", "2024-01-01T00:01:00Z"],
+            "v": ["1.5", "2"],
+            "kind": [{"at": at, "name": "é"}, None],
+        }
+    )
+    path = tmp_path / "nested.parquet"
+    frame.write_parquet(path)
+    batches = list(open_records(io.BytesIO(path.read_bytes()), contract()))
+    kind = [v for b in batches for v in b.columns["kind"]]
+    # Compact, dates as text, non-ASCII kept; a missing value stays missing (not "null").
+    assert kind == ['{"at":"2024-05-06 07:08:09","name":"é"}', None]
+    assert [list(b.nested["kind"]) for b in batches] == [[True, False]]
+    # A row's text for the rejects file: every column, compact, as read.
+    assert batches[0].record_texts([0, 1]) == [
+        '{"id":"d1","time":"2024-01-01T00:00:00Z","v":"1.5",'
+        '"kind":{"at":"2024-05-06 07:08:09","name":"é"}}',
+        '{"id":"d2","time":"2024-01-01T00:01:00Z","v":"2","kind":null}',
+    ]
+
+
+def test_an_unreadable_parquet_file_says_so() -> None:
+    with pytest.raises(SourceFormatError, match=r"^unreadable Parquet file: "):
+        list(open_records(io.BytesIO(b"PAR1" + b"\x00" * 64), contract()))
+
+
+def batch_sizes(data: bytes, c: Any = None, **kw: Any) -> list[int]:
+    return [len(b.lines) for b in open_records(io.BytesIO(data), c or contract(), **kw)]
+
+
+def test_csv_module_batches_end_at_the_row_and_byte_bounds_exactly() -> None:
+    # Each row's fields hold 2 + 20 + 1 = 23 characters.
+    data = b"id,time,v\n" + b"".join(b"d%d,2024-01-01T00:00:0%dZ,1\n" % (i, i) for i in range(7))
+    assert batch_sizes(data, batch_rows=2, fast_csv=False) == [2, 2, 2, 1]
+    assert batch_sizes(data, batch_bytes=46, fast_csv=False) == [2, 2, 2, 1]  # 46 reached
+    assert batch_sizes(data, batch_bytes=47, fast_csv=False) == [3, 3, 1]  # 46 < 47 <= 69
+
+
+def test_ndjson_batches_end_at_the_row_and_byte_bounds_exactly() -> None:
+    line = b'{"id":"d%d","time":"2024-01-01T00:00:0%dZ","v":1}\n'
+    data = b"".join(line % (i, i) for i in range(7))
+    size = len(line % (0, 0)) - 1  # the bytes counted: the line without its end
+    assert batch_sizes(data, batch_rows=2) == [2, 2, 2, 1]
+    assert batch_sizes(data, batch_bytes=2 * size) == [2, 2, 2, 1]
+    assert batch_sizes(data, batch_bytes=2 * size + 1) == [3, 3, 1]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_quote_inside_an_unquoted_field_is_read_leniently(fast: bool) -> None:
+    data = b'id,time,v\nd1,"2024-01-01T00:00:00Z"x,1\nd2,2024-01-02T00:00:00Z,2\n'
+    got = columns(data, fast_csv=fast)
+    assert got["ts"] == ["2024-01-01T00:00:00Zx", "2024-01-02T00:00:00Z"]
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_the_contracts_quote_character_reads_and_renders_rejects(fast: bool) -> None:
+    c = contract(dialect={"quotechar": "'"})
+    data = b"id,time,v,kind\n'd,1',2024-01-01T00:00:00Z,1,a\nd2,2024-01-01T00:00:00Z,'x,y'\n"
+    batches = list(open_records(io.BytesIO(data), c, fast_csv=fast))
+    assert [v for b in batches for v in b.columns["device_id"]] == ["d,1"]
+    (reject,) = [r for b in batches for r in b.rejected]
+    assert (reject.line, reject.detail) == (3, "expected 4 fields, found 3")
+    assert reject.record == "d2,2024-01-01T00:00:00Z,'x,y'"  # re-quoted with the same quote
+
+
+def test_trailing_empty_fields_are_no_extra_fields_on_either_path() -> None:
+    data = b"id,time,v\nd1,2024-01-01T00:00:00Z,1,,\nd2,2024-01-02T00:00:00Z,2,x\n"
+    for fast in (True, False):
+        batches = list(open_records(io.BytesIO(data), contract(), fast_csv=fast))
+        assert [line for b in batches for line in b.lines] == [2], fast
+        rejected = [(r.line, r.detail) for b in batches for r in b.rejected]
+        assert rejected == [(3, "expected 3 fields, found 4")], fast
+
+
+def test_long_fields_read_alike_on_both_paths() -> None:
+    # The csv module's own limit (128 KiB a field) would reject what Polars reads.
+    data = b'id,time,v,kind\nd1,2024-01-01T00:00:00Z,1,"' + b"x" * 200_000 + b'"\n'
+    for fast in (True, False):
+        got = columns(data, fast_csv=fast)
+        assert [len(v) for v in got["kind"]] == [200_000], fast
+
+
+def test_a_record_the_csv_module_cannot_read_is_rejected_and_reading_goes_on() -> None:
+    data = (
+        b"id,time,v\nd1,2024-01-01T00:00:00Z,1\n"
+        b"d2,2024-01-01T00:00:00Z,1234567890123456789012345\nd3,2024-01-02T00:00:00Z,3\n"
+    )
+    limit = csv.field_size_limit(24)  # what no real limit lets happen: a csv.Error
+    try:
+        batches = list(open_records(io.BytesIO(data), contract(), fast_csv=False))
+    finally:
+        csv.field_size_limit(limit)
+    assert [line for b in batches for line in b.lines] == [2, 4]
+    rejected = [(r.line, r.reason, r.detail, r.record) for b in batches for r in b.rejected]
+    assert rejected == [(3, "malformed_row", "CSV error: field larger than field limit (24)", "")]
+
+
+def test_sniffing_at_the_edges_of_consistency() -> None:
+    # Equal on every count: the first candidate in ", ; TAB |" wins.
+    assert sniff_delimiter("a,b;c\n1,2;3\n") == ","
+    # One line of spaces is a consistent space-delimited sample.
+    assert sniff_delimiter("date time value") == " "
+    # A comma on the first line only, spaces alike on every line: spaces.
+    assert sniff_delimiter("a b c,x\n1 2 3x\n4 5 6x\n") == " "
+    # Spaces that do not split the lines alike are no delimiter.
+    assert sniff_delimiter("a b\n1 2 3\n4 5 6 7\n") == ","
+    # Exactly nine lines in ten: a comma that consistent is kept, spaces that consistent win.
+    assert sniff_delimiter("a b,c\n" * 9 + "a bc\n") == ","
+    assert sniff_delimiter("a b\n" * 9 + "a b c\n") == " "
+
+
+def test_ndjson_columns_are_the_first_batchs_keys_and_nested_roots_are_known() -> None:
+    c = contract(fields=[{"name": "v", "type": "number", "source": ["m.v", "v"]}])
+    data = (
+        b'{"id": "d1", "time": "2024-01-01T00:00:00Z", "m": {"v": 1}, "x": 0}\n'
+        b'{"id": "d2", "time": "2024-01-01T00:00:00Z", "m": 5, "v": 2, "y": 0}\n'
+        b'{"id": "d3", "time": "2024-01-01T00:00:00Z", "v": 3, "z": 0}\n'
+    )
+    reader = open_records(io.BytesIO(data), c, batch_rows=2)
+    values = [v for b in reader for v in b.columns["v"]]
+    # "m" is no dict in the second record: the next source is tried.
+    assert values == ["1", "2", "3"]
+    assert reader.columns == ["id", "time", "m", "x", "v", "y"]
+    assert reader.unknown_columns == ["x", "y"]
+
+
+def test_ndjson_required_keys_are_checked_on_the_first_batch_only_when_it_has_records() -> None:
+    first_lacks_time = b'{"id": "d1", "v": 1}\n{"id": "d2", "time": "2024-01-01", "v": 2}\n'
+    with pytest.raises(SourceFormatError) as raised:
+        list(open_records(io.BytesIO(first_lacks_time), contract(), batch_rows=1))
+    assert str(raised.value) == (
+        "required column(s) missing: 'time' (timestamp.source); the source has: id, v"
+    )
+    # Nothing but malformed lines: every line a reject, no missing-column failure.
+    batches = list(open_records(io.BytesIO(b"{oops\n[1]\n"), contract()))
+    rejected = [(r.line, r.reason, r.detail) for b in batches for r in b.rejected]
+    assert rejected[1] == (2, "malformed_json", "a JSON list, not an object")
+    assert [r[0] for r in rejected] == [1, 2]
+
+
+def test_a_json_line_nested_too_deeply_is_rejected_with_its_start() -> None:
+    deep = b'{"id": "x", "v": ' + b"[" * 100_000 + b"]" * 100_000 + b"}\n"
+    c = contract(dialect={"max_record_bytes": 1 << 20})
+    (batch,) = open_records(io.BytesIO(b'{"id": "a", "time": 1}\n' + deep), c)
+    (reject,) = batch.rejected
+    assert (reject.line, reject.detail) == (2, "invalid JSON: nested too deeply to read")
+    assert reject.record == deep.decode().strip()[:1000]
+
+
+def test_a_record_boundary_is_the_last_newline_after_an_even_number_of_quotes() -> None:
+    boundary = fastcsv._boundary
+    assert boundary(b"abc", b'"') is None  # no newline at all
+    assert boundary(b"a\nb", b'"') == 2
+    assert boundary(b'"a",1\n"b",2\n', b'"') == 12  # a quote as the very first byte counts
+    assert boundary(b'a,1\nb,"x\ny', b'"') == 4  # the last newline is inside quotes
+    assert boundary(b'a,"x\ny\nz', b'"') is None  # every newline is inside quotes
+
+
+def test_a_chunk_whose_every_row_has_trailing_delimiters_is_read() -> None:
+    # No row fits the header's width as written, so the csv module reads them all.
+    chunk = b"d1,t1,1,,\nd2,t2,2,\n"
+    parsed = parse_chunk(chunk, 2, delimiter=",", quotechar='"', width=3)
+    assert parsed is not None
+    assert parsed.rows.select("c0", "c1", "c2", "__line").rows() == [
+        ("d1", "t1", "1", 2),
+        ("d2", "t2", "2", 3),
+    ]
+    semicolons = parse_chunk(b"d1;t1;1;;\nd2;t2\n", 2, delimiter=";", quotechar='"', width=3)
+    assert semicolons is not None
+    assert semicolons.rows.select("c0", "c1", "c2").rows() == [("d1", "t1", "1")]
+    assert semicolons.ragged == [(3, ["d2", "t2"], "d2;t2")]
+
+
+def test_a_row_of_nothing_but_quotes_and_delimiters_may_still_hold_a_value() -> None:
+    # '""""' is a field holding one quote: not blank, though it looks it; a ragged row beside
+    # it sends the chunk down the line-by-line path.
+    parsed = parse_chunk(b'"""",,\nb,2\n', 5, delimiter=",", quotechar='"', width=3)
+    assert parsed is not None
+    assert parsed.rows.select("c0", "c1", "c2", "__line").rows() == [('"', "", "", 5)]
+    assert parsed.ragged == [(6, ["b", "2"], "b,2")]
+
+
+def test_ndjson_after_a_bom_reads_as_utf8() -> None:
+    data = '\ufeff{"id": "é", "time": "2024-01-01T00:00:00Z", "v": 1}\n'.encode()
+    (batch,) = open_records(io.BytesIO(data), contract())
+    assert (batch.lines, list(batch.columns["device_id"]), batch.rejected) == ([1], ["é"], [])

@@ -24,6 +24,10 @@ from iotpipe.readers.streams import SNIFF_BYTES, UTF8_BOM, chained, text_stream
 SNIFF_DELIMITERS = ",;\t|"
 SNIFF_LINES = 50
 CONSISTENT_SHARE = 0.9  # lines that must split alike for a space to be the delimiter
+# The csv module refuses a field over 128 KiB; Polars takes any. Lines over the contract's
+# max_record_bytes are cut out before either parser sees them, so the csv module may take as
+# much as Polars does (else the same file would read differently on the two paths).
+csv.field_size_limit(max(csv.field_size_limit(), 2**31 - 1))
 
 
 @dataclass(frozen=True)

@@ -117,11 +117,9 @@ def _check_seen(
     # no record of the first batch has at all means the contract does not fit the file.
     if not any_records:
         return
-    missing = [
-        f"{s.name} ({' | '.join(s.sources)})" for s in slots if s.required and not seen[s.name]
-    ]
+    missing = [s.describe() for s in slots if s.required and not seen[s.name]]
     if missing:
-        raise MissingColumnError(missing, sorted(state.unknown))
+        raise MissingColumnError(missing, state.columns)
     state.absent.update(s.name for s in slots if not seen[s.name])
 
 

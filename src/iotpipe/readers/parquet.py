@@ -61,7 +61,7 @@ def parquet_batches(
                 {slot: texts[i] for slot, i in resolved.items()},
                 chunk.to_dicts(),
                 [],
-                _json_record,
+                _compact_json,
                 {slot: marks[i] for slot, i in resolved.items() if i in marks},
             )
             offset += chunk.height
@@ -79,9 +79,6 @@ def _as_text(expr: pl.Expr, dtype: Any) -> pl.Expr:
     return expr.cast(pl.String)
 
 
-def _json_record(record: object) -> str:
-    return json.dumps(record, default=str, separators=(",", ":"))
-
-
 def _compact_json(value: object) -> str:
+    """Render a nested value, or a whole row for the rejects file, as compact JSON."""
     return json.dumps(value, default=str, separators=(",", ":"), ensure_ascii=False)
