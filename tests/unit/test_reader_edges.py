@@ -15,7 +15,7 @@ import pytest
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import fastcsv, open_records, scalar_text, sniff_delimiter
 from iotpipe.readers.fastcsv import parse_chunk, record_chunks
-from tests.unit.helpers import contract
+from tests.unit.helpers import clean_bytes, contract
 
 
 def columns(data: bytes, c: Any = None, **kw: Any) -> dict[str, list[Any]]:
@@ -333,6 +333,11 @@ def test_a_record_boundary_is_the_last_newline_after_an_even_number_of_quotes() 
     assert boundary(b'"a",1\n"b",2\n', b'"') == 12  # a quote as the very first byte counts
     assert boundary(b'a,1\nb,"x\ny', b'"') == 4  # the last newline is inside quotes
     assert boundary(b'a,"x\ny\nz', b'"') is None  # every newline is inside quotes
+    # Walking back one line at a time, counting only the quotes of the lines passed over:
+    assert boundary(b'a,1\nb,2\nc,"x\ny', b'"') == 8
+    assert boundary(b'a,1\nb,"x\ny",2', b'"') == 4  # quotes after the last newline
+    assert boundary(b'\na,"x\ny', b'"') == 1  # a newline as the very first byte
+    assert boundary(b'a\nb,"x\ny', b'"') == 2
 
 
 def test_a_chunk_whose_every_row_has_trailing_delimiters_is_read() -> None:
@@ -359,7 +364,57 @@ def test_a_row_of_nothing_but_quotes_and_delimiters_may_still_hold_a_value() -> 
     assert parsed.ragged == [(6, ["b", "2"], "b,2")]
 
 
+def test_a_one_read_chunk_says_whether_it_holds_a_replacement_character() -> None:
+    def parse(chunk: bytes, width: int = 2) -> Any:
+        parsed = parse_chunk(chunk, 1, delimiter=",", quotechar='"', width=width)
+        assert parsed is not None and parsed.lines is not None  # the one-read path
+        return parsed
+
+    assert parse(b"a,b\nc,d\n").replacement_free
+    assert not parse("a,\ufffd\nc,d\n".encode()).replacement_free
+    assert parse(b"a\nb\n", width=1).rows.get_column("c0").to_list() == ["a", "b"]
+    # A literal U+FFFD and undecodable bytes are rejected alike (the cleaner cannot tell).
+    reasons = []
+    for device in ("d\ufffd".encode(), b"d\xff"):
+        data = b"id,time,v\n" + device + b",2024-01-01T00:00:00Z,1\n"
+        _, rejected, _ = clean_bytes(data, contract())
+        reasons.append([(r.line, r.reason) for r in rejected])
+    assert reasons[0] == reasons[1] and len(reasons[0]) == 1
+
+
 def test_ndjson_after_a_bom_reads_as_utf8() -> None:
     data = '\ufeff{"id": "é", "time": "2024-01-01T00:00:00Z", "v": 1}\n'.encode()
     (batch,) = open_records(io.BytesIO(data), contract())
     assert (batch.lines, list(batch.columns["device_id"]), batch.rejected) == ([1], ["é"], [])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_a_headerless_files_first_line_may_be_a_reject(fast: bool) -> None:
+    c = contract(dialect={"header": False, "columns": ["id", "time", "v"]})
+    data = b"d0,2024-01-01T00:00:00Z\nd1,2024-01-01T00:00:00Z,1\n"
+    batches = list(open_records(io.BytesIO(data), c, fast_csv=fast))
+    assert [line for b in batches for line in b.lines] == [2]
+    rejected = [(r.line, r.detail) for b in batches for r in b.rejected]
+    assert rejected == [(1, "expected 3 fields, found 2")]
+
+
+def test_the_header_row_in_every_shape_it_comes() -> None:
+    # Two BOMs (a tool that added its own to a file that had one): both dropped.
+    data = b"\xef\xbb\xbf\xef\xbb\xbfid,time,v\nd1,2024-01-01T00:00:00Z,1\n"
+    assert columns(data)["device_id"] == ["d1"]
+    # A quoted header name keeps its CRLF (the header is read as the file has it).
+    data = b'id,time,v,"x\r\ny"\r\nd1,2024-01-01T00:00:00Z,1,2\r\n'
+    reader = open_records(io.BytesIO(data), contract())
+    assert reader.columns == ["id", "time", "v", "x\r\ny"]
+    # Nothing but records of empty fields: no header at all.
+    with pytest.raises(SourceFormatError, match=r"^the CSV has no header row$"):
+        list(open_records(io.BytesIO(b",,,\n , ,\n,\n"), contract()))
+    limit = csv.field_size_limit(8)  # no real limit lets this happen: a header csv.Error
+    try:
+        with pytest.raises(SourceFormatError) as raised:
+            list(open_records(io.BytesIO(b"id,time,a_long_name\n"), contract()))
+    finally:
+        csv.field_size_limit(limit)
+    assert str(raised.value) == (
+        "the CSV header cannot be parsed: CSV error: field larger than field limit (8)"
+    )
