@@ -13,8 +13,8 @@ import polars as pl
 import pytest
 
 from iotpipe.errors import SourceFormatError
-from iotpipe.readers import fastcsv, open_records, scalar_text, sniff_delimiter
-from iotpipe.readers.fastcsv import parse_chunk, record_chunks
+from iotpipe.readers import delimited, fastcsv, open_records, scalar_text, sniff_delimiter
+from iotpipe.readers.fastcsv import RecordChunks, parse_chunk
 from tests.unit.helpers import clean_bytes, contract
 
 
@@ -160,7 +160,7 @@ def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch)
     out = io.StringIO(newline="")
     csv.writer(out, lineterminator="\n").writerows(rows)
     data = out.getvalue().encode()
-    pieces = list(record_chunks(data[:5], io.BufferedReader(io.BytesIO(data[5:])), b'"'))
+    pieces = list(RecordChunks(data[:5], io.BufferedReader(io.BytesIO(data[5:])), b'"'))
     assert b"".join(pieces) == data
     assert len(pieces) > 10
     for piece in pieces:
@@ -169,7 +169,7 @@ def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch)
         list(csv.reader(io.StringIO(piece.decode(), newline=""), strict=True))
     monkeypatch.setattr(fastcsv, "MAX_PENDING_BYTES", 64)
     unending = b'a,"' + b"x" * 200 + b"\n"  # no boundary: yielded whole once it is too long
-    pieces = list(record_chunks(b"", io.BufferedReader(io.BytesIO(unending)), b'"'))
+    pieces = list(RecordChunks(b"", io.BufferedReader(io.BytesIO(unending)), b'"'))
     assert b"".join(pieces) == unending
 
 
@@ -418,3 +418,58 @@ def test_the_header_row_in_every_shape_it_comes() -> None:
     assert str(raised.value) == (
         "the CSV header cannot be parsed: CSV error: field larger than field limit (8)"
     )
+
+
+def _messy_csv(q: str, stray: bool) -> bytes:
+    """Rows of every shape the chunked reader treats apart, in an order that mixes them."""
+    lines = [b"id,time,v"]
+    for i in range(300):
+        ts = f"2024-01-01T{i // 60:02d}:{i % 60:02d}:00Z"
+        shape = i % 8
+        text = {
+            0: f"d{i},{ts},{i}",
+            1: f"d{i},{ts},{q}{i}{q}\r",  # CRLF
+            2: f"d{i},x",  # ragged
+            3: f"d{i},{ts},{q}a\nb{q}",  # a quoted newline
+            4: f"d{i},{ts},{q}a\rb{q}",  # a bare CR inside quotes: the csv module's
+            5: f"d{i}\udcff,{ts},{i}",  # an undecodable byte
+            6: f"d{i},{ts},{i}{q}x" if stray else f"d{i},{ts},{q}{i}{q}{q}{q}",
+            7: f"d{i}ab,{ts},{i},,",  # trailing delimiters, odd length
+        }[shape]
+        lines.append(text.encode("utf-8", "surrogateescape"))
+    return b"\n".join(lines) + b"\n"
+
+
+@pytest.mark.parametrize("quote", ['"', "|"])
+@pytest.mark.parametrize("stray", [False, True], ids=["regular", "stray-quotes"])
+def test_many_small_chunks_read_exactly_as_the_csv_module_reads_the_file(
+    monkeypatch: pytest.MonkeyPatch, quote: str, stray: bool
+) -> None:
+    # Chunks of 64-128 bytes: every shape lands at a chunk's start, middle and end, some
+    # chunks go to Polars and some to the csv module, and the line numbers must run on.
+    # A quote inside an unquoted field ("stray") used to misplace a cut inside a later
+    # quoted line end, and the fast path then read "a\n" where the file says "a\nb".
+    monkeypatch.setattr(delimited, "SNIFF_BYTES", 64)  # the head read before the chunks
+    monkeypatch.setattr(fastcsv, "FIRST_CHUNK_BYTES", 64)
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 128)
+    c = contract(dialect={"quotechar": quote})
+    data = _messy_csv(quote, stray)
+    seen = []
+    for fast in (True, False):
+        batches = list(open_records(io.BytesIO(data), c, fast_csv=fast))
+        rows = [
+            (line, *(b.columns[name][i] for name in ("device_id", "ts", "v")))
+            for b in batches
+            for i, line in enumerate(b.lines)
+        ]
+        rejected = sorted(
+            (r.line, r.reason, r.detail, r.record) for b in batches for r in b.rejected
+        )
+        seen.append((rows, rejected))
+    assert seen[0] == seen[1]
+    rows, rejected = seen[0]
+    ragged = [i for i in range(300) if i % 8 == 2]
+    assert [r[0] for r in rejected] == [i + 2 + (i // 8) * 2 for i in ragged]
+    assert len(rows) == 300 - len(ragged)
+    # Row i starts on line i + 2, plus a line for each quoted LF and each bare CR above it.
+    assert rows[-1][0] == 299 + 2 + (299 // 8) * 2

@@ -18,7 +18,7 @@ from iotpipe.contract import DataContract
 from iotpipe.errors import SourceFormatError
 from iotpipe.model import RejectedRow
 from iotpipe.readers.batch import MALFORMED_ROW, ReaderState, RecordBatch, resolve_slots
-from iotpipe.readers.fastcsv import ParsedChunk, parse_chunk, record_chunks
+from iotpipe.readers.fastcsv import ParsedChunk, RecordChunks, parse_chunk, regularly_quoted
 from iotpipe.readers.streams import SNIFF_BYTES, UTF8_BOM, chained, text_stream
 
 SNIFF_DELIMITERS = ",;\t|"
@@ -62,7 +62,7 @@ def csv_batches(
     layout = _CsvLayout(delimiter, dialect.quotechar, len(header), resolved)
     data = _after_lines(head, header_lines)
     if eligible:
-        yield from _fast_batches(layout, data, buffered, header_lines + 1, batch_rows)
+        yield from _fast_batches(layout, data, buffered, header_lines + 1, batch_rows, batch_bytes)
         return
     text = text_stream(chained(data, buffered))
     yield from _python_batches(layout, text, header_lines, batch_rows, batch_bytes)
@@ -143,11 +143,17 @@ def _resolve_header(
     return resolved
 
 
-def _fast_batches(
-    layout: _CsvLayout, data: bytes, buffered: io.BufferedReader, first_line: int, batch_rows: int
+def _fast_batches(  # noqa: PLR0917 (private; the reader's inputs)
+    layout: _CsvLayout,
+    data: bytes,
+    buffered: io.BufferedReader,
+    first_line: int,
+    batch_rows: int,
+    batch_bytes: int,
 ) -> Iterator[RecordBatch]:
     line = first_line
-    for chunk in record_chunks(data, buffered, layout.quotechar.encode()):
+    chunks = RecordChunks(data, buffered, layout.quotechar.encode())
+    for chunk in chunks:
         parsed = parse_chunk(
             chunk,
             line,
@@ -155,15 +161,23 @@ def _fast_batches(
             quotechar=layout.quotechar,
             width=layout.width,
         )
-        if parsed is None:  # not simple enough for Polars: the csv module, same results
-            text = io.StringIO(chunk.decode(errors="replace"), newline="")
-            yield from _python_batches(layout, text, line - 1, batch_rows, len(chunk) + 1)
+        if parsed is not None:
+            yield from _frame_batches(parsed, layout, batch_rows)
+            line += chunk.count(b"\n")  # parse_chunk takes no chunk with a bare CR
+        elif regularly_quoted(chunk, layout.delimiter, layout.quotechar):
+            # Not simple enough for Polars (a bare CR, say), but it ends where a record does:
+            # the csv module reads it alone, with the same results.
+            alone = io.StringIO(chunk.decode(errors="replace"), newline="")
+            yield from _python_batches(layout, alone, line - 1, batch_rows, len(chunk) + 1)
             # Lines end at LF, CRLF or a bare CR (a CR inside a quoted field, say), as for
             # the csv module: the next chunk's first line number counts them all.
             line += chunk.count(b"\n") + chunk.count(b"\r") - chunk.count(b"\r\n")
         else:
-            yield from _frame_batches(parsed, layout, batch_rows)
-            line += chunk.count(b"\n")  # parse_chunk takes no chunk with a bare CR
+            # A quote inside an unquoted field misleads the cut: this chunk may end inside a
+            # record. The csv module reads from its start to the end of the file.
+            rest = text_stream(chained(chunk + chunks.rest(), buffered))
+            yield from _python_batches(layout, rest, line - 1, batch_rows, batch_bytes)
+            return
 
 
 def _frame_batches(

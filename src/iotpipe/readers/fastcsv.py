@@ -5,7 +5,8 @@ cannot report ragged rows or line numbers, though, so each chunk is first split 
 records with vectorised string operations (quote parity joins the lines of a record with a
 quoted newline), field counts are checked, and only then are the well-formed records parsed.
 A chunk that is not that simple (a stray quote, an unterminated quoted field, a bare CR)
-returns None, and the caller parses it with the csv module instead, with identical results.
+returns None, and the caller parses it with the csv module instead, with identical results
+(from that chunk to the end of the file when a stray quote may have misplaced its end).
 """
 
 from __future__ import annotations
@@ -75,13 +76,16 @@ class _LineTexts(Sequence[str]):
         return [self._lines[n] for n in self._numbers.gather(list(indices)).to_list()]
 
 
-def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Iterator[bytes]:
-    """Yield consecutive pieces of ``head`` + ``stream`` that end at record boundaries.
+class RecordChunks:
+    """Consecutive pieces of ``head`` + ``stream`` that end at record boundaries.
 
     A newline ends a record when an even number of quote characters precedes it in the piece
-    (RFC 4180 quoting doubles quotes inside fields, which keeps the parity). A piece that finds
-    no such newline within `MAX_PENDING_BYTES` is yielded whole; its parser will notice the
-    odd quotes and use the csv module.
+    (RFC 4180 quoting doubles quotes inside fields, which keeps the parity). That count is
+    exact only where quotes stand around fields: a quote inside an unquoted field (``5"``) is
+    text to the csv module but flips the parity, so a piece the fast parser refuses may end
+    inside a record (`regularly_quoted` tells). Its reader then takes the piece and `rest`
+    and parses them as one with the csv module. A piece that finds no boundary within
+    `MAX_PENDING_BYTES` is yielded whole (its quoting is irregular then, too).
 
     Parameters
     ----------
@@ -91,31 +95,38 @@ def record_chunks(head: bytes, stream: io.BufferedReader, quote: bytes) -> Itera
         The rest of the source.
     quote
         The quote character, encoded.
-
-    Yields
-    ------
-    bytes
-        Pieces, in order, that together are the whole input.
     """
-    pending = head
-    size = FIRST_CHUNK_BYTES
-    while True:
-        block = stream.read(size)
-        size = min(2 * size, CHUNK_BYTES)
-        if block:
-            pending += block
-        else:
-            if pending:
-                yield pending
-            return
-        cut = _boundary(pending, quote)
-        if cut is None:
-            if len(pending) >= MAX_PENDING_BYTES:
-                yield pending
-                pending = b""
-            continue
-        yield pending[:cut]
-        pending = pending[cut:]
+
+    def __init__(self, head: bytes, stream: io.BufferedReader, quote: bytes) -> None:
+        self._pending = head
+        self._stream = stream
+        self._quote = quote
+
+    def __iter__(self) -> Iterator[bytes]:
+        """Yield the pieces, in order; together they are the whole input."""
+        size = FIRST_CHUNK_BYTES
+        while True:
+            block = self._stream.read(size)
+            size = min(2 * size, CHUNK_BYTES)
+            if block:
+                self._pending += block
+            else:
+                if self._pending:
+                    piece, self._pending = self._pending, b""
+                    yield piece
+                return
+            cut = _boundary(self._pending, self._quote)
+            if cut is None:
+                if len(self._pending) >= MAX_PENDING_BYTES:
+                    piece, self._pending = self._pending, b""
+                    yield piece
+                continue
+            piece, self._pending = self._pending[:cut], self._pending[cut:]
+            yield piece
+
+    def rest(self) -> bytes:
+        """Return the bytes read but not yet yielded (the stream holds the others)."""
+        return self._pending
 
 
 def _boundary(buffer: bytes, quote: bytes) -> int | None:
@@ -233,6 +244,24 @@ def parse_chunk(
     extra, ragged = _python_rows(lines.filter(~fitting), names, delimiter, quotechar, width)
     rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
     return ParsedChunk(rows, ragged)
+
+
+def regularly_quoted(piece: bytes, delimiter: str, quotechar: str) -> bool:
+    """Tell whether every quote of ``piece`` stands around a field (doubled inside it).
+
+    Then the parity of the quotes before a newline says exactly whether it ends a record, so
+    a piece cut that way ends where a record does. Fields may hold line ends.
+    """
+    text = piece.decode(errors="replace")
+    return bool(pl.Series([text]).str.contains(_regular_records(delimiter, quotechar)).item())
+
+
+@functools.lru_cache(maxsize=16)
+def _regular_records(delimiter: str, quotechar: str) -> str:
+    q, d = re.escape(quotechar), re.escape(delimiter)
+    field = rf"(?:{q}(?:[^{q}]|{q}{q})*{q}|[^{q}{d}\r\n]*)"
+    record = rf"{field}(?:{d}{field})*"
+    return rf"\A(?:{record}(?:\r\n|\n|\r))*(?:{record})?\z"
 
 
 @functools.lru_cache(maxsize=16)
