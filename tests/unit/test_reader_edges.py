@@ -473,3 +473,32 @@ def test_many_small_chunks_read_exactly_as_the_csv_module_reads_the_file(
     assert len(rows) == 300 - len(ragged)
     # Row i starts on line i + 2, plus a line for each quoted LF and each bare CR above it.
     assert rows[-1][0] == 299 + 2 + (299 // 8) * 2
+
+
+@pytest.mark.parametrize("delimiter", ["|", "X"])
+def test_field_counts_take_the_delimiter_literally(delimiter: str) -> None:
+    # "|" is a pattern that matches everywhere, and "X" could be mistaken for a placeholder:
+    # a short row counted as full would come back from Polars padded with nulls.
+    d = delimiter
+    chunk = f"a{d}b\n'q'{d}bc\n'd1'\nd1{d}t{d}1{d}k{d}e\n".encode()
+    parsed = parse_chunk(chunk, 2, delimiter=d, quotechar="'", width=5)
+    assert parsed is not None
+    assert parsed.rows.select("c0", "c1", "c4", "__line").rows() == [("d1", "t", "e", 5)]
+    assert parsed.ragged == [
+        (2, ["a", "b"], f"a{d}b"),
+        (3, ["q", "bc"], f"'q'{d}bc"),
+        (4, ["d1"], "'d1'"),
+    ]
+
+
+def test_the_general_path_drops_crs_and_blank_records_of_quoted_empties() -> None:
+    # A quoted line end sends the chunk past the one-read path; CRLF ends its records.
+    chunk = b'd1,"a\r\nb",X\r\n"","",""\r\nd2,c,XX\r\nd3,x\r\n'
+    parsed = parse_chunk(chunk, 2, delimiter=",", quotechar='"', width=3)
+    assert parsed is not None and parsed.lines is None
+    assert parsed.rows.select("c0", "c1", "c2", "__line").rows() == [
+        ("d1", "a\r\nb", "X", 2),
+        ("d2", "c", "XX", 5),
+    ]
+    assert parsed.rows.get_column("__raw").to_list() == ['d1,"a\r\nb",X', "d2,c,XX"]
+    assert parsed.ragged == [(6, ["d3", "x"], "d3,x")]
