@@ -11,7 +11,7 @@ Usage::
     scripts/mutation                  # every group, then the summary
     scripts/mutation readers cleaning # some groups
     scripts/mutation --summary        # only the summary of the last runs
-    scripts/mutation readers --survivors  # test the survivors again (after new tests)
+    scripts/mutation readers --survivors  # test the unexplained survivors again (new tests)
     scripts/mutation storage --sample 100 # 100 untested mutants drawn at random (seeded)
 
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
@@ -166,8 +166,19 @@ also_copy = {_toml_list(ALSO_COPY)}
 def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> None:
     where = prepare(name, GROUPS[name])
     # A plain run tests new and changed mutants only; --survivors tests the survivors again
-    # (after new tests: mutmut keeps a verdict unless the mutant is named).
-    again = [m for m, s in results(name).items() if s not in KILLED] if survivors else []
+    # (after new tests: mutmut keeps a verdict unless the mutant is named), except those
+    # explained as equivalent: no test can kill them, and each survivor runs every test that
+    # covers its function.
+    explained = equivalent()
+    again = (
+        [
+            m
+            for m, s in results(name).items()
+            if s not in KILLED | UNTESTED | {NO_TESTS} and m not in explained
+        ]
+        if survivors
+        else []
+    )
     if survivors and not again:
         return
     if sample:
