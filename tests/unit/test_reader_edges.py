@@ -502,3 +502,36 @@ def test_the_general_path_drops_crs_and_blank_records_of_quoted_empties() -> Non
     ]
     assert parsed.rows.get_column("__raw").to_list() == ['d1,"a\r\nb",X', "d2,c,XX"]
     assert parsed.ragged == [(6, ["d3", "x"], "d3,x")]
+
+
+def test_a_repeated_column_name_must_be_chosen_by_number() -> None:
+    data = b"id,time,v,id\nd1,2024-01-01T00:00:00Z,1,d2\n"
+    with pytest.raises(SourceFormatError) as raised:
+        list(open_records(io.BytesIO(data), contract()))
+    assert str(raised.value) == (
+        "column 'id' appears 2 times (columns 1 and 4); "
+        "say which one in the contract's source: 'id#1' or 'id#2'"
+    )
+    first = columns(data, contract(device_id={"source": "id#1"}))
+    second = columns(data, contract(device_id={"source": "id#2"}))
+    assert (first["device_id"], second["device_id"]) == (["d1"], ["d2"])
+    with pytest.raises(SourceFormatError, match="required column"):
+        columns(data, contract(device_id={"source": "id#3"}))
+
+
+@pytest.mark.parametrize(
+    ("delimiter", "quote", "fast", "polars"),
+    [
+        (",", '"', True, True),
+        (",", '"', False, False),  # the tests' switch: the csv module everywhere
+        ("§", '"', True, False),  # multi-byte characters: Polars takes single bytes only
+        (",", "§", True, False),
+    ],
+)
+def test_which_parser_reads_a_csv(delimiter: str, quote: str, fast: bool, polars: bool) -> None:
+    c = contract(dialect={"delimiter": delimiter, "quotechar": quote})
+    data = delimiter.join(["id", "time", "v"]) + "\n" + delimiter.join(["d1", "2024", "1"])
+    (batch,) = open_records(io.BytesIO(data.encode()), c, fast_csv=fast)
+    assert list(batch.columns["device_id"]) == ["d1"]
+    # The csv module's batches render their records from fields; Polars' keep the text.
+    assert (batch.render is None) is polars
