@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import random
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import delimited, fastcsv, open_records, scalar_text, sniff_delimiter
 from iotpipe.readers.fastcsv import RecordChunks, parse_chunk
+from iotpipe.readers.streams import LineLimit
 from tests.unit.helpers import clean_bytes, contract
 
 
@@ -535,3 +537,42 @@ def test_which_parser_reads_a_csv(delimiter: str, quote: str, fast: bool, polars
     assert list(batch.columns["device_id"]) == ["d1"]
     # The csv module's batches render their records from fields; Polars' keep the text.
     assert (batch.render is None) is polars
+
+
+def test_line_limit_cuts_exactly_the_lines_over_the_limit_wherever_the_pieces_fall() -> None:
+    rng = random.Random(20261128)
+    for _ in range(300):
+        limit = rng.randint(1, 12)
+        lines = [
+            (b"x" * rng.choice([0, 1, limit - 1, limit, limit + 1, 2 * limit, 3 * limit + 2]))
+            + (b"\r" if rng.random() < 0.2 else b"")
+            for _ in range(rng.randint(1, 8))
+        ]
+        lines = [line.replace(b"x", bytes([97 + i % 26]), 1) for i, line in enumerate(lines)]
+        data = b"\n".join(lines) + rng.choice([b"", b"\n"])
+        cut = LineLimit(io.BytesIO(data), limit)
+        out = cut.stream().read()
+        rows = data.split(b"\n")
+        assert out == b"\n".join(b"" if len(r) > limit else r for r in rows), (limit, data)
+        long = [(i + 1, len(r)) for i, r in enumerate(rows) if len(r) > limit]
+        assert [(c.line, c.size) for c in cut.long_lines] == long, (limit, data)
+        for c in cut.long_lines:
+            row = rows[c.line - 1]
+            assert row.startswith(c.head) and len(c.head) >= min(len(row), limit + 1), c
+
+
+def test_a_line_cut_out_for_its_size_is_rejected_in_the_batch_of_its_place() -> None:
+    c = contract(dialect={"max_record_bytes": 64})
+    head = "d9,2024-01-01T00:00:00Z,x" + "é" * 200  # an odd prefix, then two-byte letters
+    data = "\n".join(
+        ["id,time,v", "d1,2024-01-01T00:00:00Z,1", "d2,2024-01-01T00:00:01Z,2", head]
+        + ["d3,2024-01-01T00:00:02Z,3"]
+    ).encode()
+    batches = list(open_records(io.BytesIO(data), c, batch_rows=1))
+    placed = [(b.lines, [(r.line, r.reason) for r in b.rejected]) for b in batches]
+    assert placed == [([2], []), ([3], []), ([5], [(4, "record_too_large")])]
+    (reject,) = batches[2].rejected
+    # The bytes kept (what was read of the line once it was over the limit) end inside an
+    # "é", which the rejects file shows as U+FFFD.
+    kept = reject.record.removesuffix("\ufffd")
+    assert kept != reject.record and head.startswith(kept) and len(kept.encode()) >= 64
