@@ -576,3 +576,10 @@ def test_a_line_cut_out_for_its_size_is_rejected_in_the_batch_of_its_place() -> 
     # "é", which the rejects file shows as U+FFFD.
     kept = reject.record.removesuffix("\ufffd")
     assert kept != reject.record and head.startswith(kept) and len(kept.encode()) >= 64
+
+
+def test_a_transcoded_file_cut_inside_its_last_character_ends_in_u_fffd() -> None:
+    c = contract(dialect={"encoding": "utf-16"})
+    text = "id,time,v\nd1,2024-01-01T00:00:00Z,1\nd2,2024-01-01T00:00:01Z,2"
+    got = columns(text.encode("utf-16") + b"\x00", c)  # half of a UTF-16 code unit at the end
+    assert got["v"] == ["1", "2\ufffd"]
