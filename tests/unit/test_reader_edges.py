@@ -16,7 +16,7 @@ import pytest
 from iotpipe.errors import SourceFormatError
 from iotpipe.readers import delimited, fastcsv, open_records, scalar_text, sniff_delimiter
 from iotpipe.readers.fastcsv import RecordChunks, parse_chunk
-from iotpipe.readers.streams import LineLimit
+from iotpipe.readers.streams import LineLimit, ReadStream
 from tests.unit.helpers import clean_bytes, contract
 
 
@@ -537,6 +537,9 @@ def test_which_parser_reads_a_csv(delimiter: str, quote: str, fast: bool, polars
     assert list(batch.columns["device_id"]) == ["d1"]
     # The csv module's batches render their records from fields; Polars' keep the text.
     assert (batch.render is None) is polars
+    if fast:  # the default
+        (batch,) = open_records(io.BytesIO(data.encode()), c)
+        assert (batch.render is None) is polars
 
 
 def test_line_limit_cuts_exactly_the_lines_over_the_limit_wherever_the_pieces_fall() -> None:
@@ -583,3 +586,36 @@ def test_a_transcoded_file_cut_inside_its_last_character_ends_in_u_fffd() -> Non
     text = "id,time,v\nd1,2024-01-01T00:00:00Z,1\nd2,2024-01-01T00:00:01Z,2"
     got = columns(text.encode("utf-16") + b"\x00", c)  # half of a UTF-16 code unit at the end
     assert got["v"] == ["1", "2\ufffd"]
+
+
+def test_what_a_source_that_cannot_be_read_at_all_is_told() -> None:
+    def message(data: bytes) -> str:
+        with pytest.raises(SourceFormatError) as raised:
+            list(open_records(io.BytesIO(data), contract()))
+        return str(raised.value)
+
+    assert message(b"  \r\n\n") == "the source is empty"
+    assert message(b"id,time\x00,v\n") == "the source looks binary: not CSV, NDJSON or Parquet"
+    assert message(b"\x1f\x8b\x08\x00garbage").startswith("cannot read the source: ")
+    # Only the first 4,096 bytes are looked at for NUL bytes.
+    late_nul = b"id,time,v\n" + b"d1,2024-01-01T00:00:00Z,1\n" * 200
+    late_nul = late_nul[:4096] + b"\x00" + late_nul[4096:]
+    assert late_nul.index(b"\x00") == 4096
+    assert sum(b.rows_read for b in open_records(io.BytesIO(late_nul), contract())) == 200
+
+
+def test_an_ndjson_first_line_over_the_limit_is_a_reject_not_a_header() -> None:
+    c = contract(dialect={"max_record_bytes": 64})
+    long = b'{"id": "d0", "time": "2024-01-01T00:00:00Z", "v": "' + b"x" * 100 + b'"}'
+    data = long + b'\n{"id": "d1", "time": "2024-01-01T00:00:00Z", "v": 1}\n'
+    batches = list(open_records(io.BytesIO(data), c))
+    assert [line for b in batches for line in b.lines] == [2]
+    assert [(r.line, r.reason) for b in batches for r in b.rejected] == [(1, "record_too_large")]
+
+
+def test_a_read_stream_closes_its_source_once() -> None:
+    closed = []
+    stream = ReadStream(lambda n: b"", lambda: closed.append(True))
+    stream.close()
+    stream.close()
+    assert closed == [True]
