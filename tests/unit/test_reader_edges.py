@@ -238,7 +238,7 @@ def test_a_quote_inside_an_unquoted_field_is_read_leniently(fast: bool) -> None:
 @pytest.mark.parametrize("fast", [True, False])
 def test_the_contracts_quote_character_reads_and_renders_rejects(fast: bool) -> None:
     c = contract(dialect={"quotechar": "'"})
-    data = b"id,time,v,kind\n'd,1',2024-01-01T00:00:00Z,1,a\nd2,2024-01-01T00:00:00Z,'x,y'\n"
+    data = b"'id',time,v,kind\n'd,1',2024-01-01T00:00:00Z,1,a\nd2,2024-01-01T00:00:00Z,'x,y'\n"
     batches = list(open_records(io.BytesIO(data), c, fast_csv=fast))
     assert [v for b in batches for v in b.columns["device_id"]] == ["d,1"]
     (reject,) = [r for b in batches for r in b.rejected]
@@ -342,6 +342,7 @@ def test_a_record_boundary_is_the_last_newline_after_an_even_number_of_quotes() 
     assert boundary(b'a,1\nb,"x\ny",2', b'"') == 4  # quotes after the last newline
     assert boundary(b'\na,"x\ny', b'"') == 1  # a newline as the very first byte
     assert boundary(b'a\nb,"x\ny', b'"') == 2
+    assert boundary(b'"\n"x', b'"') is None  # no line before: the walk stops, never wraps
 
 
 def test_a_chunk_whose_every_row_has_trailing_delimiters_is_read() -> None:
