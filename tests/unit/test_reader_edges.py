@@ -623,5 +623,6 @@ def test_a_read_stream_closes_its_source_once() -> None:
     closed = []
     stream = ReadStream(lambda n: b"", lambda: closed.append(True))
     stream.close()
+    assert closed == [True]  # at the first close
     stream.close()
     assert closed == [True]
