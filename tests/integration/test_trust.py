@@ -67,6 +67,11 @@ def test_a_file_the_contract_does_not_describe_fails_and_can_be_loaded_later(
     assert code == 0 and body["status"] == "skipped"
     assert body["matched"]["dataset"] == "hvac" and body["matched"]["rows_loaded"] == 40
     assert body["matched"]["status"] == "loaded" and body["matched"]["loaded_at"].endswith("Z")
+    ((source, version),) = fetch_all(
+        store_url, "SELECT source, version FROM iotpipe_ledger WHERE dataset = 'hvac'"
+    )
+    assert (body["matched"]["source"], body["matched"]["version"]) == (source, version)
+    assert len(body["matched"]) == 6  # source, version, dataset, status, loaded_at, rows
     code, body = run(*args, "--force", capsys=capsys)
     assert code == 0 and body["status"] == "loaded" and body["rows_loaded"] == 40
     assert scalar(store_url, "SELECT COUNT(*) FROM hvac") == 40

@@ -1,0 +1,65 @@
+"""The ingest service's own rules, on the embedded SQLite store: when a retry may start, and
+the clock a dry run judges future timestamps by (found by mutation testing: docs/testing.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from iotpipe.contract import DataContract
+from iotpipe.errors import TransientStorageError
+from iotpipe.ingest import IngestOptions, ingest_object, validate_source
+from iotpipe.model import Claim, Loader, ObjectRef
+from iotpipe.storage.sqlite import SQLiteStore
+from tests.unit.helpers import contract
+
+DATA = b"id,time,v\nd1,2024-06-01T00:00:00Z,1\nd2,2024-06-01T00:00:00Z,2\n"
+
+
+class DroppingStore(SQLiteStore):
+    """A store whose every load loses its database connection."""
+
+    @contextmanager
+    def load(self, claim: Claim, contract: DataContract) -> Iterator[Loader]:
+        raise TransientStorageError("connection lost")
+        yield  # pragma: no cover (a generator for contextmanager)
+
+
+@pytest.mark.parametrize(
+    ("remaining", "attempts"),
+    [
+        (12.0, 2),  # 12 - 2 = 10 left after the first 2 s wait: just enough for a retry
+        (11.9, 1),  # 11.9 - 2 < 10: no retry starts
+    ],
+)
+def test_a_retry_starts_only_with_min_retry_seconds_left_after_its_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remaining: float, attempts: int
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("iotpipe.ingest.time.sleep", waits.append)
+    store = DroppingStore(tmp_path / "s.db")
+    options = IngestOptions(
+        retries=5, backoff_seconds=2.0, remaining_seconds=lambda: remaining, min_retry_seconds=10
+    )
+    ref = ObjectRef("file:///x.csv", "v1", len(DATA))
+    with pytest.raises(TransientStorageError):
+        ingest_object(lambda: io.BytesIO(DATA), ref, contract(), store, options=options)
+    # The second wait would be 4 s, leaving 8 s: never started.
+    assert waits == [2.0] * (attempts - 1)
+    (entry,) = store.files()
+    assert entry.status == "failed"
+    assert entry.error == f"gave up after {attempts} attempt(s): connection lost"
+
+
+def test_a_dry_run_judges_future_timestamps_by_the_clock_it_is_given() -> None:
+    def valid(now: dt.datetime | None) -> int:
+        report = validate_source(io.BytesIO(DATA), contract(), source="x.csv", now=now)
+        return report.counters.rows_valid
+
+    assert valid(None) == 2  # June 2024 is past
+    assert valid(dt.datetime(2024, 1, 1)) == 0  # ...but not on 1 January 2024
