@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from iotpipe.contract import DataContract
-from iotpipe.errors import TransientStorageError
-from iotpipe.ingest import IngestOptions, ingest_object, validate_source
+from iotpipe.errors import FileTooLongError, TransientStorageError
+from iotpipe.ingest import IngestOptions, LoadDeadline, ingest_object, validate_source
 from iotpipe.model import Claim, Loader, ObjectRef
 from iotpipe.storage.sqlite import SQLiteStore
 from tests.unit.helpers import contract
@@ -63,3 +63,28 @@ def test_a_dry_run_judges_future_timestamps_by_the_clock_it_is_given() -> None:
 
     assert valid(None) == 2  # June 2024 is past
     assert valid(dt.datetime(2024, 1, 1)) == 0  # ...but not on 1 January 2024
+
+
+def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
+    deadline = LoadDeadline(1_000_000, 9.5)
+    deadline.read = 200_000
+    deadline.mark(2_000)  # 20% read, 2,000 rows, when the first batch was cleaned
+    clock[0] = 102.0  # ...2 s in: 10 s for the whole file, 9.5 s available
+    with pytest.raises(FileTooLongError) as raised:
+        deadline.check()
+    assert str(raised.value) == (
+        "too long for one invocation: 1,000,000 bytes at the 0.10 MB/s measured over the "
+        "first 20% would take about 10 s, and 9.5 s are available. Split it into parts of at "
+        "most 6,650 rows (iotpipe split FILE --rows 6650 --out DIR) and upload those; "
+        "docs/scale.md, 'Files larger than one invocation'"
+    )
+    # Once the whole object is read, there is nothing left to project: no failure, however
+    # slow it was.
+    deadline.read = 1_000_000
+    deadline.mark(10_000)
+    clock[0] = 200.0
+    deadline.check()
