@@ -88,3 +88,27 @@ def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(
     deadline.mark(10_000)
     clock[0] = 200.0
     deadline.check()
+
+
+@pytest.mark.parametrize(
+    ("read", "seconds", "projected"),
+    [
+        (50_000, 0.5, "10 s"),  # under a second measured: the rate is still bytes / seconds
+        (1, 100.0, "100000000 s"),  # one byte is a position to project from
+        (0, 100.0, None),  # nothing read yet: nothing to project
+    ],
+)
+def test_the_projection_is_the_size_over_the_rate_measured(
+    monkeypatch: pytest.MonkeyPatch, read: int, seconds: float, projected: str | None
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
+    deadline = LoadDeadline(1_000_000, 9.5)
+    deadline.read = read
+    deadline.mark(10)
+    clock[0] += seconds
+    if projected is None:
+        deadline.check()
+        return
+    with pytest.raises(FileTooLongError, match=f"would take about {projected}, "):
+        deadline.check()
