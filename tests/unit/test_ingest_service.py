@@ -112,3 +112,21 @@ def test_the_projection_is_the_size_over_the_rate_measured(
         return
     with pytest.raises(FileTooLongError, match=f"would take about {projected}, "):
         deadline.check()
+
+
+def test_a_projection_just_within_the_time_passes_and_parts_hold_a_row_at_least(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
+    exact = LoadDeadline(1_000_000, 10.0)
+    exact.read = 200_000
+    exact.mark(2_000)
+    clock[0] += 2.0  # 10 s projected, 10 s available: it fits
+    exact.check()
+    slow = LoadDeadline(1_000_000, 9.5)
+    slow.read = 200_000
+    slow.mark(0)  # no row read yet (a header, say): a part of one row is the least
+    clock[0] += 2.0
+    with pytest.raises(FileTooLongError, match=r"parts of at most 1 rows \(iotpipe split FILE"):
+        slow.check()
