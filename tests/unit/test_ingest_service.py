@@ -130,3 +130,21 @@ def test_a_projection_just_within_the_time_passes_and_parts_hold_a_row_at_least(
     clock[0] += 2.0
     with pytest.raises(FileTooLongError, match=r"parts of at most 1 rows \(iotpipe split FILE"):
         slow.check()
+
+
+def test_the_deadline_counts_every_byte_read_and_shows_the_rate_in_mb_per_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deadline = LoadDeadline(1_000_000, 5.0)
+    counted = deadline.counted(io.BytesIO(b"x" * 270_000))
+    assert len(counted.read(1000)) == 1000 and len(counted.read()) == 269_000
+    assert deadline.read == 270_000  # every read, not the last one
+    clock = [100.0]
+    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
+    deadline.started = clock[0]
+    deadline.mark(10)
+    clock[0] += 2.0  # 135,000 bytes/s: 0.135 MB/s, shown to two places
+    with pytest.raises(
+        FileTooLongError, match=r"bytes at the 0\.14 MB/s measured over the first 27% "
+    ):
+        deadline.check()
