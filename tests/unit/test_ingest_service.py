@@ -65,15 +65,38 @@ def test_a_dry_run_judges_future_timestamps_by_the_clock_it_is_given() -> None:
     assert valid(dt.datetime(2024, 1, 1)) == 0  # ...but not on 1 January 2024
 
 
-def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
-    deadline = LoadDeadline(1_000_000, 9.5)
-    deadline.read = 200_000
-    deadline.mark(2_000)  # 20% read, 2,000 rows, when the first batch was cleaned
-    clock[0] = 102.0  # ...2 s in: 10 s for the whole file, 9.5 s available
+class Clock:
+    """time.monotonic as the tests set it."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr("iotpipe.ingest.time.monotonic", fake)
+    return fake
+
+
+def measured(  # noqa: PLR0913 (a test helper; each number is one fact of the measurement)
+    clock: Clock, available: float, read: int, rows: int, seconds: float
+) -> LoadDeadline:
+    """A deadline on a 1,000,000-byte object: ``read`` bytes and ``rows`` rows cleaned, then
+    ``seconds`` later its check is due."""
+    deadline = LoadDeadline(1_000_000, available)
+    deadline.read = read
+    deadline.mark(rows)
+    clock.now += seconds
+    return deadline
+
+
+def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(clock: Clock) -> None:
+    # 20% and 2,000 rows read 2 s in: 10 s for the whole file, 9.5 s available.
+    deadline = measured(clock, 9.5, read=200_000, rows=2_000, seconds=2.0)
     with pytest.raises(FileTooLongError) as raised:
         deadline.check()
     assert str(raised.value) == (
@@ -86,7 +109,7 @@ def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(
     # slow it was.
     deadline.read = 1_000_000
     deadline.mark(10_000)
-    clock[0] = 200.0
+    clock.now = 200.0
     deadline.check()
 
 
@@ -99,14 +122,9 @@ def test_a_load_that_cannot_finish_in_time_says_how_to_split_it(
     ],
 )
 def test_the_projection_is_the_size_over_the_rate_measured(
-    monkeypatch: pytest.MonkeyPatch, read: int, seconds: float, projected: str | None
+    clock: Clock, read: int, seconds: float, projected: str | None
 ) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
-    deadline = LoadDeadline(1_000_000, 9.5)
-    deadline.read = read
-    deadline.mark(10)
-    clock[0] += seconds
+    deadline = measured(clock, 9.5, read=read, rows=10, seconds=seconds)
     if projected is None:
         deadline.check()
         return
@@ -115,35 +133,25 @@ def test_the_projection_is_the_size_over_the_rate_measured(
 
 
 def test_a_projection_just_within_the_time_passes_and_parts_hold_a_row_at_least(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
-    clock = [100.0]
-    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
-    exact = LoadDeadline(1_000_000, 10.0)
-    exact.read = 200_000
-    exact.mark(2_000)
-    clock[0] += 2.0  # 10 s projected, 10 s available: it fits
-    exact.check()
-    slow = LoadDeadline(1_000_000, 9.5)
-    slow.read = 200_000
-    slow.mark(0)  # no row read yet (a header, say): a part of one row is the least
-    clock[0] += 2.0
+    # 10 s projected, 10 s available: it fits.
+    measured(clock, 10.0, read=200_000, rows=2_000, seconds=2.0).check()
+    # No row read yet (a header, say): a part of one row is the least.
+    slow = measured(clock, 9.5, read=200_000, rows=0, seconds=2.0)
     with pytest.raises(FileTooLongError, match=r"parts of at most 1 rows \(iotpipe split FILE"):
         slow.check()
 
 
 def test_the_deadline_counts_every_byte_read_and_shows_the_rate_in_mb_per_second(
-    monkeypatch: pytest.MonkeyPatch,
+    clock: Clock,
 ) -> None:
     deadline = LoadDeadline(1_000_000, 5.0)
     counted = deadline.counted(io.BytesIO(b"x" * 270_000))
     assert len(counted.read(1000)) == 1000 and len(counted.read()) == 269_000
     assert deadline.read == 270_000  # every read, not the last one
-    clock = [100.0]
-    monkeypatch.setattr("iotpipe.ingest.time.monotonic", lambda: clock[0])
-    deadline.started = clock[0]
     deadline.mark(10)
-    clock[0] += 2.0  # 135,000 bytes/s: 0.135 MB/s, shown to two places
+    clock.now += 2.0  # 135,000 bytes/s: 0.135 MB/s, shown to two places
     with pytest.raises(
         FileTooLongError, match=r"bytes at the 0\.14 MB/s measured over the first 27% "
     ):
