@@ -3,14 +3,17 @@
 
 Each group mutates some modules and runs the tests meant to pin them down; every group works in
 its own copy of the repository (``.mutation/<group>``, git-ignored), so the groups keep their
-own caches and a rerun only tests what changed. Needs MariaDB on 127.0.0.1:3306 (the storage
+own caches and a rerun only tests what changed. Each group's verdicts are kept in the
+repository (``tests/mutation_state/<group>``: after every run and every summary; commit them),
+and a fresh copy starts from them, so a run longer than one machine's life goes on where the
+last one stopped. Needs MariaDB on 127.0.0.1:3306 (the storage
 and ingest groups). Slow - hours, not minutes - so it is not part of .ci/run.
 
 Usage::
 
     scripts/mutation                  # every group, then the summary
     scripts/mutation readers cleaning # some groups
-    scripts/mutation --summary        # only the summary of the last runs
+    scripts/mutation --summary        # only the summary of the last runs (and keep them)
     scripts/mutation readers --survivors  # test the unexplained survivors again (new tests)
     scripts/mutation storage --sample 100 # 100 untested mutants drawn at random (seeded)
 
@@ -36,6 +39,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
+# Each group's verdicts, kept in the repository: a full run of the storage group takes longer
+# than one working session, and a machine's .mutation/ does not outlive it. mutmut re-tests a
+# kept verdict only when its function (by hash) or the group's test selection changed.
+STATE = ROOT / "tests" / "mutation_state"
 EQUIVALENT = ROOT / "tests" / "mutation_equivalent.txt"
 MUTMUT = ROOT / ".venv" / "bin" / "mutmut"
 
@@ -107,6 +114,7 @@ GROUPS = {
             *STORAGE_TESTS,
             "tests/integration/test_ingest_lambda.py",
             "tests/integration/test_large_files.py",
+            "tests/integration/test_backfill.py",  # Batch Operations tasks: a version asked by id
             "tests/unit/test_ingest_service.py",  # retries' time check, a dry run's clock
         ],
     ),
@@ -161,7 +169,40 @@ also_copy = {_toml_list(ALSO_COPY)}
 """
     )
     (where / "pyproject.toml").write_text(config)
+    restore_state(name)
     return where
+
+
+def _state_files(mutants: Path) -> list[Path]:
+    """Return the files that hold a group's verdicts: mutmut's stats, a ``.meta`` per module."""
+    kept = [mutants / "mutmut-stats.json", *sorted(mutants.rglob("*.meta"))]
+    return [path for path in kept if path.is_file()]
+
+
+def restore_state(name: str) -> None:
+    """Start a fresh copy from the verdicts kept in the repository (none kept: from scratch)."""
+    mutants, kept = WORK / name / "mutants", STATE / name
+    if mutants.exists() or not kept.exists():
+        return
+    for path in kept.rglob("*"):
+        if path.is_file():
+            into = WORK / name if path.name == "sample.txt" else mutants
+            target = into / path.relative_to(kept)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, target)
+
+
+def save_state(name: str) -> None:
+    """Keep the group's verdicts in the repository (tests/mutation_state/<group>), to commit."""
+    mutants, kept = WORK / name / "mutants", STATE / name
+    if not mutants.exists():
+        return
+    shutil.rmtree(kept, ignore_errors=True)
+    sample = WORK / name / "sample.txt"
+    for path in _state_files(mutants) + ([sample] if sample.exists() else []):
+        target = kept / (path.name if path == sample else path.relative_to(mutants))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(path, target)
 
 
 def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> None:
@@ -198,6 +239,7 @@ def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> N
         env=env,
         check=False,
     )
+    save_state(name)
 
 
 SAMPLE_SEED = 20261127
@@ -258,6 +300,10 @@ def summary(names: list[str]) -> int:
     unexplained: list[str] = []
     totals = [0, 0, 0, 0, 0, 0, 0]
     for name in names:
+        if (WORK / name / "mutants").exists():
+            save_state(name)  # a stopped run's verdicts are kept too
+        elif (STATE / name).exists():
+            prepare(name, GROUPS[name])  # a fresh machine: the verdicts kept in the repository
         verdicts = results(name)
         if not verdicts:
             continue

@@ -132,6 +132,14 @@ def test_the_projection_is_the_size_over_the_rate_measured(
         deadline.check()
 
 
+def test_a_part_suggested_under_a_second_in_is_sized_by_that_rate(clock: Clock) -> None:
+    # 1,000 rows in 0.5 s: 2,000 rows/s, 9.5 s available, 70% of it -> 13,300 rows (a floor
+    # of one second under the rate would suggest half that).
+    deadline = measured(clock, 9.5, read=50_000, rows=1_000, seconds=0.5)
+    with pytest.raises(FileTooLongError, match=r"parts of at most 13,300 rows "):
+        deadline.check()
+
+
 def test_a_projection_just_within_the_time_passes_and_parts_hold_a_row_at_least(
     clock: Clock,
 ) -> None:
