@@ -9,6 +9,7 @@ import io
 import json
 import os
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,27 @@ def test_gzipped_multipart_upload_under_an_odd_key_loads_exactly(
     assert len(rows) == truth.rows_rejected
     assert {r["reason"] for r in rows} == set(truth.reject_reasons)
     assert all(r["line"].isdigit() and r["detail"] for r in rows)
+
+
+def test_a_loaded_file_s_rejects_and_report_land_beside_it(
+    stack: LocalStack, mariadb_url: str, tmp_path: Path
+) -> None:
+    # The quick form of the test above (which mutation testing leaves out for its size): the
+    # rejects CSV is uploaded and named in the report, whatever the file's size.
+    path = tmp_path / "r.csv"
+    truth = write_sample(path, 2000, seed=49, keep_rows=True)
+    assert truth.rows_rejected > 0
+    key = "incoming/with rejects.csv"
+    stack.upload(str(path), key)
+    Poller(stack).drain()
+    assert table_rows(mariadb_url, ACME) == expected(truth)
+    report = read_json(stack, f"reports/{key}.json")
+    # (the report cannot name itself: it is the last output written)
+    assert report["outputs"] == {"rejects": f"s3://{stack.bucket}/rejected/{key}.csv"}
+    body = stack.client("s3").get_object(Bucket=stack.bucket, Key=f"rejected/{key}.csv")["Body"]
+    rows = list(csv.DictReader(io.StringIO(body.read().decode("utf-8"))))
+    assert len(rows) == truth.rows_rejected
+    assert Counter(r["reason"] for r in rows) == truth.reject_reasons
 
 
 def _notification(stack: LocalStack, key: str, bucket: str | None = None) -> str:
@@ -391,7 +413,8 @@ def test_an_unforeseen_failure_still_gets_a_report_and_a_ledger_entry(
     result = handler(_sqs_event(_notification(stack, key), "m"), LocalContext())
     assert result == {"batchItemFailures": [{"itemIdentifier": "m"}]}  # retried, then DLQ
     report = read_json(stack, f"reports/{key}.json")
-    assert report["status"] == "failed" and "a bug nobody foresaw" in report["error"]
+    assert report["status"] == "failed"
+    assert report["error"] == "unexpected RuntimeError: a bug nobody foresaw"
     status, error = fetch_all(mariadb_url, "SELECT status, error FROM iotpipe_ledger")[0]
     assert status == "failed" and "RuntimeError: a bug nobody foresaw" in error
     assert keys(stack, "quarantine/") == []  # not the file's fault
