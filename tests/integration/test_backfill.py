@@ -189,7 +189,11 @@ def test_s3_batch_operations_tasks_are_answered_per_task(
     old = s3.put_object(Bucket=stack.bucket, Key="incoming/v.csv", Body=object_text(7).encode())
     s3.put_object(Bucket=stack.bucket, Key="incoming/v.csv", Body=object_text(8).encode())
     s3.put_object(Bucket=stack.bucket, Key="incoming/good one.csv", Body=object_text(1).encode())
-    s3.put_object(Bucket=stack.bucket, Key="incoming/garbage.csv", Body=b"\x00\x01 not a csv")
+    garbage = s3.put_object(
+        Bucket=stack.bucket, Key="incoming/garbage.csv", Body=b"\x00\x01 not a csv"
+    )
+    # A good version after it: the task names the garbage one, which is what is quarantined.
+    s3.put_object(Bucket=stack.bucket, Key="incoming/garbage.csv", Body=object_text(9).encode())
 
     def tasks(*items: tuple[str, str | None]) -> dict[str, Any]:
         return {
@@ -206,7 +210,7 @@ def test_s3_batch_operations_tasks_are_answered_per_task(
     event = tasks(
         ("incoming/good one.csv", None),
         ("incoming/v.csv", old["VersionId"]),  # an older version, named by the manifest
-        ("incoming/garbage.csv", None),
+        ("incoming/garbage.csv", garbage["VersionId"]),
         ("incoming/gone.csv", None),
         ("incoming/good one.csv", None),  # listed twice: loaded once
     )
@@ -232,3 +236,5 @@ def test_s3_batch_operations_tasks_are_answered_per_task(
         mariadb_url, "SELECT version FROM iotpipe_ledger WHERE source LIKE '%/v.csv'"
     )
     assert [v.split("#")[1] for (v,) in versions] == [old["VersionId"]]
+    quarantined = s3.get_object(Bucket=stack.bucket, Key="quarantine/incoming/garbage.csv")
+    assert quarantined["Body"].read() == b"\x00\x01 not a csv"

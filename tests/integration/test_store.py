@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -18,6 +19,7 @@ import pytest
 from iotpipe.bootstrap import build_store
 from iotpipe.cli import main
 from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
+from iotpipe.errors import ObjectBusyError, SourceReadError
 from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.model import ObjectRef
 from iotpipe.sample import SampleTruth, write_sample
@@ -261,6 +263,38 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         assert store.claim(other, "acme_usage", 60, a).status == "claimed"  # failed: retry
     finally:
         store.close()
+
+
+def test_a_busy_file_says_whether_it_is_being_loaded_or_was_taken_over(
+    store_url: str, tmp_path: Path
+) -> None:
+    path, _ = sample(tmp_path, "busy.csv", 200, seed=5)
+    ref = local_object(path)
+    store, other = build_store(store_url), build_store(store_url)
+    try:
+        store.ensure_schema(ACME)
+        # Another worker holds a live claim before this one starts.
+        holder = other.claim(ref, "acme_usage", 60, new_owner())
+        assert holder.status == "claimed"
+        with pytest.raises(ObjectBusyError) as raised:
+            ingest_object(lambda: path.open("rb"), ref, ACME, store)
+        assert str(raised.value) == f"{ref.source} is being loaded by another worker"
+        other.fail(holder, "given up", None)
+
+        # This worker's first attempt fails on the source after its short lease ran out, and
+        # another worker takes the file over before the retry.
+        def opener() -> IO[bytes]:
+            time.sleep(0.3)  # past this worker's lease
+            assert other.claim(ref, "acme_usage", 60, new_owner()).status == "claimed"
+            raise SourceReadError("the source went away")
+
+        options = IngestOptions(lease_seconds=0.2, retries=1, backoff_seconds=0.0)
+        with pytest.raises(ObjectBusyError) as raised:
+            ingest_object(opener, ref, ACME, store, options=options)
+        assert str(raised.value) == f"{ref.source} was taken over by another worker"
+    finally:
+        store.close()
+        other.close()
 
 
 def test_additive_migration_keeps_rows(store_url: str, tmp_path: Path) -> None:
