@@ -297,6 +297,35 @@ def test_a_busy_file_says_whether_it_is_being_loaded_or_was_taken_over(
         other.close()
 
 
+def test_progress_follows_each_batch_and_a_failed_file_keeps_its_report(
+    store_url: str, tmp_path: Path
+) -> None:
+    path, truth = sample(tmp_path, "p.csv", 5000, seed=6)
+    junk = tmp_path / "junk.csv"
+    junk.write_text("a,b\n1,2\n")
+    seen: list[int] = []
+    store = build_store(store_url)
+    try:
+        loaded = ingest_object(
+            lambda: path.open("rb"),
+            local_object(path),
+            ACME,
+            store,
+            options=IngestOptions(now=NOW, batch_rows=1000),
+            progress=lambda report: seen.append(report.counters.rows_read),
+        )
+        assert loaded.status == "loaded"
+        assert len(seen) >= 5 and seen == sorted(seen) and seen[-1] == truth.rows_read
+        failed = ingest_object(lambda: junk.open("rb"), local_object(junk), ACME, store)
+        assert failed.status == "failed" and failed.error
+        entry = store.ledger_entry(local_object(junk), "acme_usage")
+        assert entry is not None and entry.status == "failed" and entry.error == failed.error
+        assert entry.report is not None
+        assert (entry.report["status"], entry.report["error"]) == ("failed", failed.error)
+    finally:
+        store.close()
+
+
 def test_additive_migration_keeps_rows(store_url: str, tmp_path: Path) -> None:
     path, truth = sample(tmp_path, "m.csv", 2000, seed=3)
     assert ingest(store_url, path).status == "loaded"
