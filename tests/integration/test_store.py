@@ -297,6 +297,29 @@ def test_a_busy_file_says_whether_it_is_being_loaded_or_was_taken_over(
         other.close()
 
 
+def test_a_source_that_stays_unreadable_is_tried_retries_plus_one_times(
+    store_url: str, tmp_path: Path
+) -> None:
+    path, _ = sample(tmp_path, "gone.csv", 100, seed=7)
+    opened: list[int] = []
+
+    def opener() -> IO[bytes]:
+        opened.append(1)
+        raise SourceReadError("S3 is unreachable")
+
+    store = build_store(store_url)
+    try:
+        with pytest.raises(SourceReadError):
+            options = IngestOptions(retries=2, backoff_seconds=0.0)
+            ingest_object(opener, local_object(path), ACME, store, options=options)
+        assert len(opened) == 3
+        entry = store.ledger_entry(local_object(path), "acme_usage")
+        assert entry is not None and entry.status == "failed"
+        assert entry.error == "gave up after 3 attempt(s): S3 is unreachable"
+    finally:
+        store.close()
+
+
 def test_progress_follows_each_batch_and_a_failed_file_keeps_its_report(
     store_url: str, tmp_path: Path
 ) -> None:
