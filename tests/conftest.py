@@ -42,7 +42,8 @@ def _fastest_first(items: list[pytest.Item]) -> list[pytest.Item]:
     if not stats.exists():
         return items
     duration = json.loads(stats.read_text()).get("duration_by_test", {})
-    return sorted(items, key=lambda item: duration.get(item.nodeid, float("inf")))
+    # A test mutmut has not timed yet is new, likely written for a survivor: first.
+    return sorted(items, key=lambda item: duration.get(item.nodeid, 0.0))
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
