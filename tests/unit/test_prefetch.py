@@ -1,0 +1,42 @@
+"""`prefetched`: the same items in the same order, an error where it happened, a bounded lead."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Generator, Iterator
+
+import pytest
+
+from iotpipe.prefetch import prefetched
+
+
+def test_the_items_come_in_order_and_an_error_comes_where_it_happened() -> None:
+    def items() -> Iterator[int]:
+        yield from range(5)
+        raise ValueError("batch 6 is broken")
+
+    got: list[int] = []
+    with pytest.raises(ValueError, match="batch 6 is broken"):
+        for item in prefetched(items(), ahead=2):
+            got.append(item)
+    assert got == [0, 1, 2, 3, 4]  # what came before the error, and nothing lost
+    assert list(prefetched(iter(range(100)), ahead=3)) == list(range(100))
+
+
+def test_the_worker_stays_at_most_ahead_items_in_front_and_stops_with_its_consumer() -> None:
+    produced: list[int] = []
+
+    def items() -> Iterator[int]:
+        for n in range(1000):
+            produced.append(n)
+            yield n
+
+    stream = prefetched(items(), ahead=2, name="test-prefetch")
+    assert isinstance(stream, Generator)
+    assert next(stream) == 0
+    time.sleep(0.3)  # time for the worker to run ahead as far as it may
+    # Item 0 was taken; the queue holds 2 more, and the worker holds one it cannot put yet.
+    assert len(produced) <= 4
+    stream.close()  # the consumer stops early: the worker ends too
+    assert not any(t.name == "test-prefetch" for t in threading.enumerate())
