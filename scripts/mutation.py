@@ -175,7 +175,7 @@ also_copy = {_toml_list(ALSO_COPY)}
 
 def _state_files(mutants: Path) -> list[Path]:
     """Return the files that hold a group's verdicts: mutmut's stats, a ``.meta`` per module."""
-    kept = [mutants / "mutmut-stats.json", *sorted(mutants.rglob("*.meta"))]
+    kept = [mutants / "mutmut-stats.json", *sorted((mutants / "src").rglob("*.meta"))]
     return [path for path in kept if path.is_file()]
 
 
