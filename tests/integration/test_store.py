@@ -260,6 +260,12 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         store.fail(taken, "boom", None)
         entry = store.ledger_entry(other, "acme_usage")
         assert entry is not None and entry.status == "failed" and entry.error == "boom"
+        # No report: SQL NULL in the column analysts query, not the JSON text 'null'.
+        raw = fetch_all(
+            store_url, "SELECT report IS NULL FROM iotpipe_ledger WHERE version = 'etag-2'"
+        )
+        assert raw == [(1,)]
+        assert store.ledger_entry(ObjectRef("s3://bucket/none", "x", 1), "acme_usage") is None
         assert store.claim(other, "acme_usage", 60, a).status == "claimed"  # failed: retry
     finally:
         store.close()

@@ -115,6 +115,9 @@ def test_ssl_ca_in_a_url_turns_on_verification() -> None:
     assert tls == {"ssl_ca": "/etc/ca.pem", "ssl_verify_cert": True, "ssl_verify_identity": True}
     assert "tls=verified" in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
     assert "secret" not in repr(MySQLParams.from_url("mysql://u:secret@h/db?ssl_ca=rds"))
+    assert repr(MySQLParams.from_url("mysql://u:secret@h:3307/db")) == (
+        "MySQLParams(host='h', port=3307, database='db', tls=off)"
+    )
 
 
 def test_the_reader_url_takes_the_functions_credentials_and_tls() -> None:
