@@ -271,6 +271,28 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         store.close()
 
 
+def test_the_file_list_keeps_its_limit_and_filters_by_status_and_dataset_together(
+    store_url: str,
+) -> None:
+    store = build_store(store_url)
+    try:
+        store.ensure_schema(ACME)
+        owner = new_owner()
+        for n in range(101):  # one more than a listing shows by default
+            claim = store.claim(ObjectRef(f"s3://b/f{n:03d}.csv", "e", 1), "acme_usage", 60, owner)
+            if n % 2:
+                store.fail(claim, "bad", None)
+        other = store.claim(ObjectRef("s3://b/other.csv", "e", 1), "other_set", 60, owner)
+        store.fail(other, "bad", None)
+        assert len(store.files()) == 100 and len(store.files(limit=2)) == 2
+        failed = store.files(status="failed", dataset="acme_usage", limit=1000)
+        assert len(failed) == 50
+        assert {(e.status, e.dataset) for e in failed} == {("failed", "acme_usage")}
+        assert [e.source for e in store.files(dataset="other_set")] == ["s3://b/other.csv"]
+    finally:
+        store.close()
+
+
 def test_a_busy_file_says_whether_it_is_being_loaded_or_was_taken_over(
     store_url: str, tmp_path: Path
 ) -> None:
