@@ -148,7 +148,10 @@ def prepare(name: str, group: Group) -> Path:
         ["git", "ls-files", "-co", "--exclude-standard", "-z"],
         cwd=ROOT, capture_output=True, check=True,
     ).stdout.decode().split("\0")  # fmt: skip
+    kept = STATE.relative_to(ROOT).as_posix() + "/"
     for rel in filter(None, files):
+        if rel.startswith(kept):  # the verdicts go to <copy>/mutants (restore_state), not here
+            continue
         source, target = ROOT / rel, where / rel
         if source.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
