@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -361,3 +362,74 @@ def test_marker_spellings_give_up_on_what_they_cannot_enumerate() -> None:
     assert marker_spellings(frozenset({"NA"})) is None  # not lowercase
     assert marker_spellings(frozenset({"not available here"})) is None  # 2**16 spellings
     assert marker_spellings(frozenset({"na", ""})) == ["", "NA", "Na", "nA", "na"]
+
+
+def reference_dedupe(
+    batches: list[list[tuple[str, int, int]]],
+) -> tuple[list[list[tuple[str, int, int]]], tuple[int, int, int]]:
+    """De-duplicate row by row, the rule written out: the winners of each batch and the counts.
+
+    A key's first row is new; a row equal to the row that holds its key is a duplicate, and a
+    different one a conflict that takes the key over. Each batch keeps, per key, its last row
+    that was not a duplicate, in file order.
+    """
+    holder: dict[tuple[str, int], tuple[str, int, int]] = {}
+    new = duplicate = conflict = 0
+    winners = []
+    for batch in batches:
+        last: dict[tuple[str, int], int] = {}  # key -> position of its last non-duplicate row
+        for position, row in enumerate(batch):
+            key = row[:2]
+            if key not in holder:
+                new += 1
+            elif holder[key] == row:
+                duplicate += 1
+                continue
+            else:
+                conflict += 1
+            holder[key] = row
+            last[key] = position
+        winners.append([batch[p] for p in sorted(last.values())])
+    return winners, (new, duplicate, conflict)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c", "d"]), st.integers(0, 6), st.integers(0, 2)),
+        max_size=60,
+    ),
+    st.lists(st.integers(1, 20), min_size=1, max_size=8),
+)
+def test_deduplication_follows_the_rule_row_by_row(
+    rows: list[tuple[str, int, int]], sizes: list[int]
+) -> None:
+    # Few devices, times and values: keys repeat within a batch and across batches, earlier
+    # and later than their device's latest time, as duplicates and as conflicts.
+    from iotpipe.dedupe import Deduplicator
+
+    batches, start = [], 0
+    for size in sizes * (len(rows) // max(sum(sizes), 1) + 1):
+        if start >= len(rows):
+            break
+        batches.append(rows[start : start + size])
+        start += size
+    expected, counts = reference_dedupe(batches)
+    event("duplicates and conflicts" if counts[1] and counts[2] else "not both")
+    dedupe = Deduplicator(["device_id", "ts", "v"])
+    total = [0, 0, 0]
+    epoch = dt.datetime(2024, 1, 1)
+    for batch, winners in zip(batches, expected, strict=True):
+        frame = pl.DataFrame(
+            {
+                "device_id": [r[0] for r in batch],
+                "ts": [epoch + dt.timedelta(seconds=r[1]) for r in batch],
+                "v": [float(r[2]) for r in batch],
+            },
+            schema={"device_id": pl.String, "ts": pl.Datetime("us"), "v": pl.Float64},
+        )
+        got, found = dedupe.apply(frame)
+        assert [(d, int((t - epoch).total_seconds()), int(v)) for d, t, v in got.rows()] == winners
+        total = [total[0] + found.new, total[1] + found.duplicate, total[2] + found.conflict]
+    assert tuple(total) == counts
+    assert sum(counts) == len(rows)
