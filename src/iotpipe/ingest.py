@@ -48,7 +48,7 @@ from iotpipe.model import (
 )
 from iotpipe.prefetch import prefetched
 from iotpipe.quality import check_fit, check_outcome, warnings_for
-from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordReader, open_records
+from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordBatch, RecordReader, open_records
 from iotpipe.readers.streams import PIECE_BYTES, ReadStream
 from iotpipe.report import IngestReport
 from iotpipe.storage.store import new_owner
@@ -335,7 +335,7 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
             options.now,
             options.batch_rows,
             prefetch=True,
-            on_cleaned=deadline.mark if deadline is not None else None,
+            on_read=deadline.mark if deadline is not None else None,
         )
         for rows, rejected in batches:
             if deadline is not None:
@@ -379,7 +379,7 @@ class LoadDeadline:
         self.available = available
         self.started = time.monotonic()
         self.read = 0
-        # (bytes read, rows read) when each batch was cleaned: the reader works ahead of the
+        # (bytes read, rows read) when each batch was read: the reader works ahead of the
         # load, so the load's own position is the mark of the batch it is about to write.
         self._marks: collections.deque[tuple[int, int]] = collections.deque()
 
@@ -402,7 +402,7 @@ class LoadDeadline:
         return io.BufferedReader(ReadStream(read, stream.close), buffer_size=PIECE_BYTES)
 
     def mark(self, rows_read: int) -> None:
-        """Note where the reader is as a batch is cleaned (called by the reading thread)."""
+        """Note where the reader is as it reads a batch (called by the reading thread)."""
         self._marks.append((self.read, rows_read))
 
     def check(self) -> None:
@@ -445,14 +445,18 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     batch_rows: int,
     *,
     prefetch: bool = False,
-    on_cleaned: Callable[[int], None] | None = None,
+    on_read: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[pl.DataFrame, list[RejectedRow]]]:
     """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
 
     The report's counters, format and column lists follow along. A device id that comes from
     the path (``device_id.from_path``) is resolved on the report's source first.
-    ``on_cleaned`` is called with the rows read so far as each batch is cleaned (in the
-    thread that reads, ahead of the batches' consumer).
+    ``on_read`` is called with the rows read so far as each batch is read (in the thread
+    that reads, ahead of the batches' consumer).
+
+    With ``prefetch``, reading, cleaning and the consumer each have a thread: the reader
+    parses up to `PREFETCH_BATCHES` batches ahead of the cleaner, which cleans as many
+    ahead of the consumer. Batches keep their order; an error is raised where it happened.
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -462,12 +466,22 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
 
-    def clean_all() -> Iterator[CleanBatch]:
+    def read_all() -> Iterator[RecordBatch]:
+        rows_read = 0
         for batch in reader:
-            done = cleaner.clean(batch)
-            if on_cleaned is not None:
-                on_cleaned(cleaner.counters.rows_read)
-            yield done
+            rows_read += batch.rows_read
+            if on_read is not None:
+                on_read(rows_read)
+            yield batch
+
+    def clean_all() -> Iterator[CleanBatch]:
+        read = prefetched(read_all(), PREFETCH_BATCHES, "iotpipe-read") if prefetch else None
+        try:
+            for batch in read or read_all():
+                yield cleaner.clean(batch)
+        finally:
+            if read is not None:
+                read.close()  # stops the reading thread
 
     cleaned = clean_all()
     for batch in prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned:

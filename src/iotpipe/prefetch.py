@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch") -> Iterator[T]:
+def prefetched(
+    items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch"
+) -> Generator[T, None, None]:
     """Yield ``items``, produced in a worker thread at most ``ahead`` items in advance.
 
     An exception in the worker is raised in the consumer; a consumer that stops early (or
-    raises) stops the worker.
+    raises) stops the worker, which closes ``items`` (a generator's ``finally`` blocks run
+    in the worker, before the consumer goes on).
     """
     slots: queue.Queue[Any] = queue.Queue(maxsize=ahead)
     stop = threading.Event()
@@ -28,17 +31,15 @@ def prefetched(items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch
     def produce() -> None:
         try:
             for item in items:
-                while not stop.is_set():
-                    try:
-                        slots.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not _offer(slots, item, stop):
                     return
             slots.put(_DONE)
         except BaseException as exc:  # handed to the consumer, which re-raises it
             slots.put(exc)
+        finally:
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
 
     worker = threading.Thread(target=produce, name=name, daemon=True)
     worker.start()
@@ -57,3 +58,14 @@ def prefetched(items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch
                 slots.get_nowait()
             except queue.Empty:
                 worker.join(timeout=0.1)
+
+
+def _offer(slots: queue.Queue[Any], item: object, stop: threading.Event) -> bool:
+    """Put ``item`` once there is room; False when the consumer stopped first."""
+    while not stop.is_set():
+        try:
+            slots.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False

@@ -40,3 +40,31 @@ def test_the_worker_stays_at_most_ahead_items_in_front_and_stops_with_its_consum
     assert len(produced) <= 4
     stream.close()  # the consumer stops early: the worker ends too
     assert not any(t.name == "test-prefetch" for t in threading.enumerate())
+
+
+def test_a_consumer_that_stops_closes_the_items_and_the_stages_behind_them() -> None:
+    # Two stages, as the ingest pipeline runs them (reading, then cleaning): a consumer that
+    # stops early ends both threads, and each generator's `finally` has run by then.
+    closed: list[str] = []
+
+    def read() -> Iterator[int]:
+        try:
+            yield from range(1000)
+        finally:
+            closed.append("read")
+
+    def clean() -> Iterator[int]:
+        batches = prefetched(read(), ahead=2, name="test-read")
+        try:
+            for n in batches:
+                yield n * 10
+        finally:
+            batches.close()
+            closed.append("clean")
+
+    cleaning = clean()  # held here, as the pipeline's frame holds it: no garbage collection
+    stream = prefetched(cleaning, ahead=2, name="test-clean")
+    assert [next(stream) for _ in range(3)] == [0, 10, 20]
+    stream.close()
+    assert closed == ["read", "clean"]
+    assert not {"test-read", "test-clean"} & {t.name for t in threading.enumerate()}
