@@ -151,7 +151,8 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
         params = pl.read_csv(
             path, has_header=False, new_columns=columns, null_values="NULL", infer_schema_length=0
         ).rows()
-    started = time.perf_counter()
+    server_started = server_cpu_seconds()
+    started, cpu_started = time.perf_counter(), time.process_time()
     if mode == "awswrangler":
         load(clean(path), database)
     elif mode in ("iotpipe", "iotpipe_partial"):
@@ -177,6 +178,8 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
                     cur.executemany(sql, params[i : i + 10_000])
         conn.commit()
     seconds = time.perf_counter() - started
+    client_cpu = time.process_time() - cpu_started  # every thread of this process
+    server_cpu = server_cpu_seconds() - server_started
     with conn.cursor() as cur:
         cur.execute(f"SELECT COUNT(*) FROM {quote(contract.table)}")
         (rows,) = cur.fetchone() or (0,)
@@ -185,8 +188,20 @@ def child(mode: str, path: Path, url: str) -> dict[str, float]:
     return {
         "rows": float(int(rows)),
         "seconds": seconds,
+        "client_cpu_s": client_cpu,
+        "server_cpu_s": server_cpu,
         "peak_rss_mb": peak_rss_mb(),
     }
+
+
+def server_cpu_seconds() -> float:
+    """CPU seconds the local ``mariadbd`` has used (every thread; NaN when it is not local)."""
+    found = subprocess.run(["pgrep", "-x", "mariadbd"], check=False, capture_output=True, text=True)
+    pids = found.stdout.split()
+    if not pids:
+        return float("nan")
+    fields = Path(f"/proc/{pids[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def settle(timeout: float = 60.0) -> None:
@@ -337,9 +352,10 @@ def main() -> None:
         f"median of {args.repeat} interleaved round(s)"
     )
     print(
-        "| method | rows stored | seconds | rows/s | vs LOAD DATA | vs awswrangler | peak RSS MB |"
+        "| method | rows stored | seconds | rows/s | vs LOAD DATA | vs awswrangler | client CPU s "
+        "| server CPU s | peak RSS MB |"
     )
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
 
     def rate_of(mode: str) -> float:
         r = results.get(mode)
@@ -350,7 +366,7 @@ def main() -> None:
         print(
             f"| {mode} | {r['rows']:,.0f} | {r['seconds']:.2f} | {rate:,.0f} "
             f"| {rate / rate_of('load_data'):.2f} | {rate / rate_of('awswrangler'):.2f} "
-            f"| {r['peak_rss_mb']:.0f} |"
+            f"| {r['client_cpu_s']:.2f} | {r['server_cpu_s']:.2f} | {r['peak_rss_mb']:.0f} |"
         )
 
 

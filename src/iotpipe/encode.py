@@ -38,6 +38,11 @@ class InMemoryCategoryDictionary:
 class Encoder:
     """Add ``<field>_code`` and one-hot ``<field>_<value>`` columns to clean rows.
 
+    `encode` asks the dictionary for the codes of new values. `encode_known` never does, so
+    another thread may call it (the ingest pipeline's cleaning thread) while the dictionary
+    is only ever used by the thread that calls `encode`: each field's known codes are
+    replaced, not changed in place, when new ones arrive.
+
     Parameters
     ----------
     contract
@@ -49,7 +54,7 @@ class Encoder:
     def __init__(self, contract: DataContract, dictionary: CategoryDictionary) -> None:
         self.contract = contract
         self.dictionary = dictionary
-        self._known: dict[str, dict[str, int]] = {}
+        self._known: dict[str, Mapping[str, int]] = {}
         for f in contract.categories:
             self._known[f.name] = dict(
                 dictionary.codes(contract.name, f.name, list(f.enum)) if f.enum else {}
@@ -68,12 +73,26 @@ class Encoder:
         pl.DataFrame
             The rows with columns in `DataContract.output_columns` order.
         """
-        encoded: list[pl.Expr] = []
         for f in self.contract.categories:
             known = self._known[f.name]
             new = [v for v in _distinct(rows.get_column(f.name)) if v not in known]
             if new:
-                known.update(self.dictionary.codes(self.contract.name, f.name, new))
+                codes = self.dictionary.codes(self.contract.name, f.name, new)
+                self._known[f.name] = {**known, **codes}
+        encoded = self.encode_known(rows)
+        assert encoded is not None  # every value has a code now
+        return encoded
+
+    def encode_known(self, rows: pl.DataFrame) -> pl.DataFrame | None:
+        """Return `encode`'s result when every value already has a code; None otherwise.
+
+        The dictionary is not used.
+        """
+        encoded: list[pl.Expr] = []
+        for f in self.contract.categories:
+            known = self._known[f.name]  # this field's codes as they are now
+            if any(v not in known for v in _distinct(rows.get_column(f.name))):
+                return None
             column = pl.col(f.name)
             encoded.append(
                 column.replace_strict(known, default=None, return_dtype=pl.Int32).alias(

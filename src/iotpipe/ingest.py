@@ -455,8 +455,10 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     that reads, ahead of the batches' consumer).
 
     With ``prefetch``, reading, cleaning and the consumer each have a thread: the reader
-    parses up to `PREFETCH_BATCHES` batches ahead of the cleaner, which cleans as many
-    ahead of the consumer. Batches keep their order; an error is raised where it happened.
+    parses up to `PREFETCH_BATCHES` batches ahead of the cleaner, which cleans (and encodes,
+    once its categories' codes are known) as many ahead of the consumer. Batches keep their
+    order; an error is raised where it happened. The category dictionary is used by the
+    consumer's thread alone.
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -474,19 +476,25 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
                 on_read(rows_read)
             yield batch
 
-    def clean_all() -> Iterator[CleanBatch]:
+    def clean_all() -> Iterator[tuple[CleanBatch, pl.DataFrame | None]]:
+        # Encoded here too when every category value already has a code: the consumer's
+        # thread (the one that writes to the database) then only sends the batch.
         read = prefetched(read_all(), PREFETCH_BATCHES, "iotpipe-read") if prefetch else None
         try:
             for batch in read or read_all():
-                yield cleaner.clean(batch)
+                done = cleaner.clean(batch)
+                yield done, encoder.encode_known(done.rows)
         finally:
             if read is not None:
                 read.close()  # stops the reading thread
 
     cleaned = clean_all()
-    for batch in prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned:
+    for batch, encoded in (
+        prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned
+    ):
         report.note_rejected(batch.rejected)
-        yield encoder.encode(batch.rows), batch.rejected
+        # A new value's code comes from the dictionary, in this thread only.
+        yield (encoder.encode(batch.rows) if encoded is None else encoded), batch.rejected
     _describe(report, reader)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping, Sequence
 
 import polars as pl
 
@@ -72,3 +73,28 @@ def test_dictionary_is_consistent_under_threads() -> None:
         for value, code in r.items():
             assert merged.setdefault(value, code) == code
     assert sorted(merged.values()) == list(range(1, len(merged) + 1))
+
+
+def test_encode_known_never_asks_the_dictionary() -> None:
+    contract = load_contract("acme_usage")
+    asked: list[list[str]] = []
+
+    class Watched(InMemoryCategoryDictionary):
+        def codes(self, dataset: str, column: str, values: Sequence[str]) -> Mapping[str, int]:
+            asked.append(list(values))
+            return super().codes(dataset, column, values)
+
+    encoder = Encoder(contract, Watched())
+    asked.clear()  # the closed vocabularies, registered up front
+    first, _, _ = clean_bytes(HEADER + b"d1,2024-01-01,hub,v1,eu,idle,5\n", contract)
+    assert encoder.encode_known(first) is None  # v1 and eu have no code yet
+    assert asked == []
+    by_encode = encoder.encode(first)  # asks for them
+    assert asked == [["v1"], ["eu"]]
+    again, _, _ = clean_bytes(HEADER + b"d2,2024-01-02,camera,v1,eu,error,7\n", contract)
+    known = encoder.encode_known(again)
+    assert known is not None
+    assert asked == [["v1"], ["eu"]]  # nothing more asked
+    assert known.columns == by_encode.columns == contract.output_columns
+    assert known.select("firmware_version_code", "region_code").row(0) == (1, 1)
+    assert known.get_column("device_type_camera").to_list() == [1]  # a closed vocabulary

@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import sqlite3
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,3 +167,43 @@ def test_the_deadline_counts_every_byte_read_and_shows_the_rate_in_mb_per_second
         FileTooLongError, match=r"bytes at the 0\.14 MB/s measured over the first 27% "
     ):
         deadline.check()
+
+
+def test_category_codes_come_in_order_from_the_loading_thread_alone(tmp_path: Path) -> None:
+    # Reading and cleaning run ahead in threads of their own, and so does encoding once a
+    # batch holds no new category value; a new value's code is asked for by the thread that
+    # loads (the SQLite store's one connection), in the order the values first appear.
+    from iotpipe.contract import load_contract
+
+    asked: list[tuple[str, list[str]]] = []
+
+    class Watched(SQLiteStore):
+        def codes(self, dataset: str, column: str, values: Any) -> Any:
+            asked.append((threading.current_thread().name, list(values)))
+            return super().codes(dataset, column, values)
+
+    acme = load_contract("acme_usage")
+    header = "device_id,timestamp,device_type,firmware_version,region,status,battery_pct\n"
+    lines = [
+        f"d{i % 3},2024-06-01T00:{i // 60:02d}:{i % 60:02d}Z,hub,v{i // 40},r{i // 25},idle,5\n"
+        for i in range(200)
+    ]  # a new firmware every 40 rows, a new region every 25: batches of 10 see both kinds
+    data = (header + "".join(lines)).encode()
+    store = Watched(tmp_path / "s.db")
+    store.ensure_schema(acme)
+    ref = ObjectRef("file:///acme.csv", "v1", len(data))
+    options = IngestOptions(batch_rows=10)
+    report = ingest_object(lambda: io.BytesIO(data), ref, acme, store, options=options)
+    assert report.status == "loaded"
+    assert {thread for thread, _ in asked} == {threading.current_thread().name}
+    new_values = [v for _, values in asked for v in values if not v.startswith(("hub", "idle"))]
+    firmware = [v for v in new_values if v.startswith("v")]
+    assert firmware == [f"v{n}" for n in range(5)]  # each asked once, in order
+    # Open vocabularies are numbered by first appearance: v0 -> 1, v1 -> 2, ...; r0 -> 1, ...
+    with sqlite3.connect(tmp_path / "s.db") as db:
+        stored = db.execute(
+            f"SELECT firmware_version, firmware_version_code, region, region_code FROM {acme.table}"
+        ).fetchall()
+    assert len(stored) == 200
+    assert all(code == int(v[1:]) + 1 for v, code, _, _ in stored)
+    assert all(code == int(r[1:]) + 1 for _, _, r, code in stored)
