@@ -115,6 +115,7 @@ class _Ready:
 
     rows: pl.DataFrame
     staged: Path | None
+    behind: bool = False  # most of it is older than its devices' times in earlier batches
 
 
 class FileLoad:
@@ -125,10 +126,11 @@ class FileLoad:
     kept as sorted runs on disk and merged in key order before the ledger is marked
     (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
 
-    The work a batch needs before its statement - sorting, and the bulk path's own form of
-    it (LOAD DATA's CSV file) - runs in a worker thread while the batch before it is written,
-    so the server is not kept waiting for it. The connection is used by the caller's thread
-    only: a batch is written during the next `upsert` or in `finish`.
+    The work a batch needs before its statement - sorting, judging whether it is behind, and
+    the bulk path's own form of it (LOAD DATA's CSV file) - runs in a worker thread while the
+    batch before it is written, so the server is not kept waiting for it. The connection is
+    used by the caller's thread only: a batch is written during the next `upsert` or in
+    `finish`.
 
     Parameters
     ----------
@@ -165,7 +167,8 @@ class FileLoad:
         self.whole_rows = whole_rows
         self.finished = False
         self._spill_dir = spill_dir
-        self._frontier: pl.DataFrame | None = None  # each device's latest time written
+        # Each device's latest time in the batches prepared so far (the worker's alone).
+        self._frontier: pl.DataFrame | None = None
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
         self._worker: ThreadPoolExecutor | None = None
@@ -221,10 +224,16 @@ class FileLoad:
             self._runs.close()
 
     def _prepare(self, rows: pl.DataFrame) -> _Ready:
-        """Sort a batch by key and stage it (in the worker; no connection)."""
+        """Sort a batch by key, judge it, and stage it (in the worker; no connection).
+
+        Batches are prepared one at a time, in the order they were taken, so the frontier
+        holds every batch before this one.
+        """
+        behind = self._behind(rows)
+        self._advance(rows)
         rows = rows.sort(DEVICE_ID, TS)
-        if self._runs is not None:  # spilling: the batch goes to a run, not to the table
-            return _Ready(rows, None)
+        if behind or self._runs is not None:  # the batch goes to a run, not to the table
+            return _Ready(rows, None, behind)
         return self._staged(rows)
 
     def _ahead(self, chunks: Iterable[pl.DataFrame]) -> Iterator[_Ready]:
@@ -250,7 +259,7 @@ class FileLoad:
         if self._pending is None:
             return
         ready, self._pending = self._pending.result(), None
-        if self._runs is None and self._behind(ready.rows):
+        if self._runs is None and ready.behind:
             from iotpipe.storage.spill import SpilledRuns
 
             self._runs = SpilledRuns(self._spill_dir)
@@ -259,7 +268,6 @@ class FileLoad:
             _discard(ready.staged)
         else:
             self._written(ready)
-            self._advance(ready.rows)
 
     def _written(self, ready: _Ready) -> None:
         try:
@@ -274,7 +282,7 @@ class FileLoad:
             _discard(ready.staged)
 
     def _advance(self, rows: pl.DataFrame) -> None:
-        """Note each device's latest time written."""
+        """Note each device's latest time in a batch (in the worker)."""
         import polars as pl
 
         latest = rows.group_by(DEVICE_ID).agg(pl.col(TS).max().alias("frontier"))
