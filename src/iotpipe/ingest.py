@@ -18,12 +18,13 @@ import datetime as dt
 import io
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 import polars as pl
 
-from iotpipe.clean import CleanBatch, Cleaner
+from iotpipe.clean import CheckedBatch, CleanBatch, Cleaner
 from iotpipe.contract import DataContract
 from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 from iotpipe.errors import (
@@ -57,6 +58,7 @@ from iotpipe.times import iso_z
 Opener = Callable[[], IO[bytes]]
 Progress = Callable[[IngestReport], None]
 PREFETCH_BATCHES = 2
+CHECK_WORKERS = 2  # batches typed and checked at once (`Cleaner.check`)
 
 
 @dataclass(frozen=True)
@@ -479,14 +481,28 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     def clean_all() -> Iterator[tuple[CleanBatch, pl.DataFrame | None]]:
         # Encoded here too when every category value already has a code: the consumer's
         # thread (the one that writes to the database) then only sends the batch.
-        read = prefetched(read_all(), PREFETCH_BATCHES, "iotpipe-read") if prefetch else None
-        try:
-            for batch in read or read_all():
+        if not prefetch:
+            for batch in read_all():
                 done = cleaner.clean(batch)
                 yield done, encoder.encode_known(done.rows)
+            return
+        # Batches are checked CHECK_WORKERS at a time (no state of the file involved), then
+        # finished - de-duplicated across the file - one at a time, in order.
+        read = prefetched(read_all(), PREFETCH_BATCHES, "iotpipe-read")
+        checking = ThreadPoolExecutor(CHECK_WORKERS, thread_name_prefix="iotpipe-check")
+        pending: collections.deque[Future[CheckedBatch]] = collections.deque()
+        try:
+            for batch in read:
+                pending.append(checking.submit(cleaner.check, batch))
+                while len(pending) >= CHECK_WORKERS:
+                    done = cleaner.finish(pending.popleft().result())
+                    yield done, encoder.encode_known(done.rows)
+            while pending:
+                done = cleaner.finish(pending.popleft().result())
+                yield done, encoder.encode_known(done.rows)
         finally:
-            if read is not None:
-                read.close()  # stops the reading thread
+            checking.shutdown(wait=True, cancel_futures=True)
+            read.close()  # stops the reading thread
 
     cleaned = clean_all()
     for batch, encoded in (
