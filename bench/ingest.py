@@ -10,14 +10,15 @@ database and a fresh child process (so peak RSS is its own), in the same run:
 3. ``executemany``: PyMySQL ``executemany`` of the same clean rows (multi-row INSERT ... ON
    DUPLICATE KEY UPDATE).
 
-Rates are stored rows per second. ``--generator sample`` (the default) writes the file with
-`iotpipe.sample`; ``--generator messy`` with `bench.messy`, an independent generator (BOM,
-CRLF, a shuffled case-varied header with an extra column, quoted commas, the seven timestamp
-shapes mixed evenly). ``--order random`` shuffles the data records (seeded; merged files from
-many gateways arrive so), ``--order time`` (the default) keeps the generator's time order;
-the clean rows the baselines load are that file's winners, sorted by key ``(device_id, ts)``
-- the best order for LOAD DATA. Usage (MariaDB on 127.0.0.1:3306,
-root, no password)::
+Rates are stored rows per second. Each run also reports the client's CPU seconds (every
+thread of its process) and the local ``mariadbd``'s over the timed region.
+``--generator sample`` (the default) writes the file with `iotpipe.sample`; ``--generator
+messy`` with `bench.messy`, an independent generator (BOM, CRLF, a shuffled case-varied
+header with an extra column, quoted commas, the seven timestamp shapes mixed evenly).
+``--order random`` shuffles the data records (seeded; merged files from many gateways arrive
+so), ``--order time`` (the default) keeps the generator's time order; the clean rows the
+baselines load are that file's winners, sorted by key ``(device_id, ts)`` - the best order
+for LOAD DATA. Usage (MariaDB on 127.0.0.1:3306, root, no password)::
 
     .venv/bin/python -m bench.ingest --rows 1000000 [--order time|random] [--generator messy]
 """
