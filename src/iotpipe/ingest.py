@@ -478,13 +478,15 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
                 on_read(rows_read)
             yield batch
 
-    def clean_all() -> Iterator[tuple[CleanBatch, pl.DataFrame | None]]:
+    def with_codes(done: CleanBatch) -> tuple[CleanBatch, pl.DataFrame | None]:
         # Encoded here too when every category value already has a code: the consumer's
         # thread (the one that writes to the database) then only sends the batch.
+        return done, encoder.encode_known(done.rows)
+
+    def clean_all() -> Iterator[tuple[CleanBatch, pl.DataFrame | None]]:
         if not prefetch:
             for batch in read_all():
-                done = cleaner.clean(batch)
-                yield done, encoder.encode_known(done.rows)
+                yield with_codes(cleaner.clean(batch))
             return
         # Batches are checked CHECK_WORKERS at a time (no state of the file involved), then
         # finished - de-duplicated across the file - one at a time, in order.
@@ -494,12 +496,10 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
         try:
             for batch in read:
                 pending.append(checking.submit(cleaner.check, batch))
-                while len(pending) >= CHECK_WORKERS:
-                    done = cleaner.finish(pending.popleft().result())
-                    yield done, encoder.encode_known(done.rows)
+                if len(pending) >= CHECK_WORKERS:
+                    yield with_codes(cleaner.finish(pending.popleft().result()))
             while pending:
-                done = cleaner.finish(pending.popleft().result())
-                yield done, encoder.encode_known(done.rows)
+                yield with_codes(cleaner.finish(pending.popleft().result()))
         finally:
             checking.shutdown(wait=True, cancel_futures=True)
             read.close()  # stops the reading thread
