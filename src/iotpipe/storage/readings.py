@@ -167,8 +167,10 @@ class FileLoad:
         self.whole_rows = whole_rows
         self.finished = False
         self._spill_dir = spill_dir
-        # Each device's latest time in the batches prepared so far (the worker's alone).
+        # Each device's latest time in the batches prepared so far, and whether one of them
+        # was behind it (the worker's alone).
         self._frontier: pl.DataFrame | None = None
+        self._spilling = False
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
         self._worker: ThreadPoolExecutor | None = None
@@ -229,10 +231,13 @@ class FileLoad:
         Batches are prepared one at a time, in the order they were taken, so the frontier
         holds every batch before this one.
         """
-        behind = self._behind(rows)
-        self._advance(rows)
+        # Once a batch is behind, the rest of the file is spilled: no more judging.
+        behind = self._spilling or self._behind(rows)
+        if not behind:
+            self._advance(rows)
+        self._spilling = behind
         rows = rows.sort(DEVICE_ID, TS)
-        if behind or self._runs is not None:  # the batch goes to a run, not to the table
+        if behind:  # the batch goes to a run, not to the table
             return _Ready(rows, None, behind)
         return self._staged(rows)
 
