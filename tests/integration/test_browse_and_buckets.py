@@ -355,3 +355,136 @@ def test_the_service_and_the_handler_agree(loaded: tuple[str, SampleTruth]) -> N
         "/devices/dev-00003/readings", start="2024-01-01", end="2024-01-02", bucket="15m"
     )
     assert status == 200 and via_http == body
+
+
+PROBE = {
+    "name": "probe",
+    "table": "probe_readings",
+    "missingValues": [""],  # so the text "NULL" is a value, not a missing one
+    "device_id": {"source": "device"},
+    "timestamp": {"source": "time"},
+    "fields": [
+        {"name": "hits", "type": "integer"},
+        {"name": "gap", "type": "number"},  # never present for a!b
+        {"name": "level", "type": "number"},
+        {"name": "door_open", "type": "boolean"},
+        {"name": "note", "type": "string"},
+    ],
+}
+PROBE_CSV = """device,time,hits,gap,level,door_open,note
+a!b,2024-03-01T00:00:00Z,1,,10.5,true,NULL
+a!b,2024-03-01T00:10:00Z,2,,11.5,false,
+a!b,2024-03-01T00:20:00Z,5,,,,plain
+a!b,2024-03-01T00:30:00Z,7,,12.5,true,x
+a_b,2024-03-01T00:00:00Z,2,1.0,1.0,false,y
+a_b,2024-03-01T00:10:00Z,4,,2.0,,y
+axb,2024-03-01T00:00:00Z,100,100.0,100.0,true,z
+"""
+
+
+def test_readings_of_every_field_kind_and_ids_with_like_wildcards(
+    store_url: str, tmp_path: Path
+) -> None:
+    # Figures written out by hand for a contract of each kind of field: an integer column
+    # (medians exact, whole or .5), a column with no value in range, booleans, and text that
+    # reads "NULL". The device ids hold LIKE's wildcard and escape characters.
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import contract_from_dict
+    from iotpipe.ingest import ingest_object
+    from iotpipe.model import ReadingsQuery
+    from iotpipe.sources import local_object
+    from iotpipe.stats import NumericStats
+
+    contract = contract_from_dict(PROBE)
+    path = tmp_path / "probe.csv"
+    path.write_text(PROBE_CSV, encoding="utf-8")
+    store = build_store(store_url)
+    try:
+        report = ingest_object(lambda: path.open("rb"), local_object(path), contract, store)
+        assert (report.status, report.counters.rows_valid) == ("loaded", 7), report.error
+
+        def query(device: str) -> ReadingsQuery:
+            start, end = dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2)
+            return ReadingsQuery(device, start, end, 100, "probe")
+
+        count, stats = store.count_and_stats(contract, query("a!b"))
+        assert count == 4
+        assert stats == {
+            "hits": NumericStats(4, 3.75, 3.5, 1, 7),
+            "gap": NumericStats(0, None, None, None, None),
+            "level": NumericStats(3, 11.5, 11.5, 10.5, 12.5),
+        }
+        count, stats = store.count_and_stats(contract, query("a_b"))
+        assert count == 2
+        assert stats["hits"] == NumericStats(2, 3.0, 3, 2, 4)
+        assert type(stats["hits"].median) is int and type(stats["hits"].min) is int
+        assert stats["gap"] == NumericStats(1, 1.0, 1.0, 1.0, 1.0)
+        assert stats["level"] == NumericStats(2, 1.5, 1.5, 1.0, 2.0)
+
+        rows = store.page(contract, query("a!b"), 10)
+        assert [r["hits"] for r in rows] == [1, 2, 5, 7]
+        assert [r["door_open"] for r in rows] == [True, False, None, True]
+        assert all(type(r["door_open"]) in (bool, type(None)) for r in rows)
+        assert [r["note"] for r in rows] == ["NULL", None, "plain", "x"]
+
+        buckets = store.buckets(contract, query("a!b"), 1200)
+        assert [(b.start, b.count) for b in buckets] == [
+            (dt.datetime(2024, 3, 1, 0, 0), 2),
+            (dt.datetime(2024, 3, 1, 0, 20), 2),
+        ]
+        assert [b.stats for b in buckets] == [
+            {
+                "hits": {"count": 2, "mean": 1.5, "min": 1, "max": 2},
+                "gap": {"count": 0, "mean": None, "min": None, "max": None},
+                "level": {"count": 2, "mean": 11.0, "min": 10.5, "max": 11.5},
+            },
+            {
+                "hits": {"count": 2, "mean": 6.0, "min": 5, "max": 7},
+                "gap": {"count": 0, "mean": None, "min": None, "max": None},
+                "level": {"count": 1, "mean": 12.5, "min": 12.5, "max": 12.5},
+            },
+        ]
+        for device, hits in (("a_b", [2, 4]), ("axb", [100]), ("a%b", []), ("a!!b", [])):
+            assert [r["hits"] for r in store.page(contract, query(device), 10)] == hits
+    finally:
+        store.close()
+
+
+def test_means_and_medians_of_readings_near_the_doubles_limit(
+    store_url: str, tmp_path: Path
+) -> None:
+    # SQL's AVG overflows without a word: MariaDB answered 0.0 and SQLite infinity (or no
+    # mean at all in a bucket) for readings whose sum leaves the doubles' range.
+    from fractions import Fraction
+
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import contract_from_dict
+    from iotpipe.ingest import ingest_object
+    from iotpipe.model import ReadingsQuery
+    from iotpipe.sources import local_object
+
+    contract = contract_from_dict(PROBE)
+    big = [1.7e308, 1.7e308, -1.0e308]
+    pair = [1.7e308, 1.6e308]
+    lines = ["device,time,level"]
+    lines += [f"big,2024-03-01T00:0{i}:00Z,{v!r}" for i, v in enumerate(big)]
+    lines += [f"pair,2024-03-01T00:0{i}:00Z,{v!r}" for i, v in enumerate(pair)]
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    store = build_store(store_url)
+    try:
+        report = ingest_object(lambda: path.open("rb"), local_object(path), contract, store)
+        assert (report.status, report.counters.rows_valid) == ("loaded", 5), report.error
+        span = dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2)
+        exact = float(sum(map(Fraction, big)) / len(big))
+        _, stats = store.count_and_stats(contract, ReadingsQuery("big", *span, 10, "probe"))
+        level = stats["level"]
+        assert level.mean == pytest.approx(exact, rel=1e-12)
+        assert (level.median, level.min, level.max) == (1.7e308, -1.0e308, 1.7e308)
+        (bucket,) = store.buckets(contract, ReadingsQuery("big", *span, 10, "probe"), 3600)
+        assert bucket.stats["level"]["mean"] == pytest.approx(exact, rel=1e-12)
+        _, stats = store.count_and_stats(contract, ReadingsQuery("pair", *span, 10, "probe"))
+        assert stats["level"].median == pytest.approx(1.65e308, rel=1e-15)
+        assert stats["level"].mean == pytest.approx(1.65e308, rel=1e-12)
+    finally:
+        store.close()

@@ -186,7 +186,7 @@ def test_rows_and_the_ledger_commit_together_or_not_at_all(
 
 
 def test_local_infile_refused_falls_back_to_multirow_insert(
-    mariadb_url: str, tmp_path: Path
+    mariadb_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     path = tmp_path / "f.csv"
     truth = write_sample(path, 3000, devices=10, seed=32, keep_rows=True)
@@ -209,15 +209,57 @@ def test_local_infile_refused_falls_back_to_multirow_insert(
     assert report.status == "loaded"
     assert store.uses_local_infile is False
     assert table_rows(mariadb_url, ACME) == sorted(truth.rows.values(), key=lambda r: (r[0], r[1]))
+    # Said once, in the operator's words, with the server's reason.
+    (warning,) = [r for r in caplog.records if "refused" in r.getMessage()]
+    message = warning.getMessage()
+    assert message.startswith("LOAD DATA LOCAL INFILE refused (")
+    assert message.endswith("); using multi-row INSERT") and "local infile" in message
 
 
-def test_fast_path_is_load_data(mariadb_url: str, tmp_path: Path) -> None:
+class _Staging(_BatchHook):
+    """Records where each batch was staged, and the session's LOAD DATA count after it."""
+
+    def __init__(self, bulk: BulkPath) -> None:
+        super().__init__(bulk, self.count_loads)
+        self.staged: list[tuple[Path, Path | None, bool]] = []  # (directory, file, exists)
+        self.loads: list[int] = []
+
+    def stage(self, rows: Any, directory: Path) -> Path | None:
+        staged = super().stage(rows, directory)
+        self.staged.append((directory, staged, staged is not None and staged.exists()))
+        return staged
+
+    def count_loads(self, cursor: Any) -> None:
+        cursor.execute("SHOW SESSION STATUS LIKE 'Com_load'")
+        self.loads.append(int(cursor.fetchone()[1]))
+
+
+def test_fast_path_is_load_data(
+    mariadb_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every batch, not only the first, is one LOAD DATA statement, from a file staged ahead
+    # in a directory of the load's own (in the temporary directory, as a Lambda has it).
+    import tempfile
+
     path = tmp_path / "g.csv"
-    write_sample(path, 2000, seed=33)
+    write_sample(path, 5000, seed=33)
     store = MySQLStore.from_url(mariadb_url)
+    hook = _Staging(store.bulk)
+    store.bulk = hook
+    spill = tmp_path / "spill"
+    spill.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spill))
     assert run(store, path).status == "loaded"
     store.close()
     assert store.uses_local_infile is True
+    assert len(hook.loads) >= 4
+    first = hook.loads[0]
+    assert hook.loads == list(range(first, first + len(hook.loads)))  # one per batch
+    assert len(hook.staged) == len(hook.loads)
+    for directory, staged, existed in hook.staged:
+        assert directory.parent == spill and staged is not None and existed
+        assert staged.parent == directory
+    assert list(spill.iterdir()) == []  # every staged file removed with its directory
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -224,3 +225,107 @@ def test_workers_registering_one_dataset_at_once_take_turns(tmp_path: Any) -> No
             store.close()
         assert errors == [], round_
         assert [tuple(n) for n in names] == [("acme_usage",)]
+
+
+def test_sqlite_urls_name_relative_and_absolute_files() -> None:
+    from iotpipe.storage.sqlite import sqlite_path
+
+    assert sqlite_path("sqlite:///iotpipe.db") == Path("iotpipe.db")
+    assert sqlite_path("sqlite:///data/iotpipe.db") == Path("data/iotpipe.db")
+    assert sqlite_path("sqlite:////var/lib/iotpipe.db") == Path("/var/lib/iotpipe.db")
+    assert sqlite_path("sqlite:iotpipe.db") == Path("iotpipe.db")  # no slashes: as written
+    for url in ("sqlite:///", "sqlite://", "mysql://host/iotpipe.db", "iotpipe.db"):
+        with pytest.raises(StorageError, match="not a SQLite URL with a file") as raised:
+            sqlite_path(url)
+        assert repr(url) in str(raised.value)
+
+
+def test_file_locks_exclude_other_holders_until_released(tmp_path: Path) -> None:
+    # Two FileLocks on one directory stand for two processes (each lock is its own open file).
+    from iotpipe.storage.sqlite import FileLocks
+
+    directory = tmp_path / "not" / "yet" / "there.locks"
+    mine, theirs = FileLocks(directory), FileLocks(directory)
+    assert mine.acquire(None, "obj-1") is True
+    assert (directory / "obj-1.lock").stat().st_mode & 0o777 == 0o600  # the owner's alone
+    assert mine.acquire(None, "obj-1") is False  # held already, by this store
+    assert theirs.acquire(None, "obj-1") is False  # held by another
+    assert theirs.acquire(None, "obj-2") is True  # another object is free
+    mine.release("obj-1")
+    assert theirs.acquire(None, "obj-1") is True
+    mine.release("obj-1")  # not held: nothing happens
+    theirs.release_all()
+    assert mine.acquire(None, "obj-1") is True and mine.acquire(None, "obj-2") is True
+    mine.release_all()
+
+
+def test_a_sqlite_store_waits_for_the_write_lock_and_commits_itself(tmp_path: Path) -> None:
+    # Writers queue for SQLite's one write lock: a minute's busy timeout and more retries
+    # than the MySQL store; the store begins and commits its own transactions.
+    from iotpipe.storage import database
+    from iotpipe.storage.sqlite import BUSY_TIMEOUT_SECONDS, RETRIES, SQLiteStore
+
+    store = SQLiteStore(tmp_path / "iotpipe.db")
+    try:
+        conn = store.db.connection()
+        assert conn.isolation_level is None  # autocommit: no implicit BEGIN before writes
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == BUSY_TIMEOUT_SECONDS * 1000
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
+        assert store.db.retries == RETRIES > database.RETRIES
+    finally:
+        store.close()
+
+
+def test_a_closed_mysql_connection_is_retried_on_a_new_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    # PyMySQL raises InterfaceError on a connection that is already closed: open a new one.
+    import time
+    from unittest import mock
+
+    from iotpipe.storage.database import Database
+    from iotpipe.storage.mysql import MYSQL
+
+    monkeypatch.setattr(time, "sleep", lambda seconds: None)
+    opened: list[mock.MagicMock] = []
+
+    def connect() -> mock.MagicMock:
+        opened.append(mock.MagicMock())
+        return opened[-1]
+
+    calls: list[int] = []
+
+    def operation(cursor: Any) -> str:
+        calls.append(len(opened))
+        if len(calls) == 1:
+            raise pymysql.err.InterfaceError(0, "")
+        return "done"
+
+    assert Database(MYSQL, connect, lambda conn: None).run(operation) == "done"
+    assert calls == [1, 2]  # the second attempt ran on a new connection
+
+    def refused(cursor: Any) -> None:
+        raise pymysql.err.ProgrammingError(1064, "syntax")
+
+    with pytest.raises(pymysql.err.ProgrammingError):  # not transient: raised at once
+        Database(MYSQL, connect, lambda conn: None).run(refused)
+
+
+def test_a_user_the_admin_step_would_write_into_sql_must_be_plain(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from unittest import mock
+
+    from iotpipe.storage.mysql import ensure_user
+
+    db = mock.MagicMock()
+    with pytest.raises(StorageError, match=r"database user name 'x; DROP' is not a plain"):
+        ensure_user(db, "x; DROP", "pw", "ingest")
+    with pytest.raises(StorageError, match=r"unknown database role 'root'"):
+        ensure_user(db, "iotpipe_ingest", "pw", "root")
+    assert not db.run.called
+    cursor = mock.MagicMock()
+    cursor.fetchone.return_value = ("iot-pipe",)
+    db.run.side_effect = lambda operation: operation(cursor)
+    with pytest.raises(StorageError, match=r"database name 'iot-pipe' is not a plain identifier"):
+        ensure_user(db, "iotpipe_ingest", "pw", "ingest")
+    assert [c.args[0] for c in cursor.execute.call_args_list] == ["SELECT DATABASE()"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import event, given, settings
+from hypothesis import event, example, given, settings
 from hypothesis import strategies as st
 
 from iotpipe.contract import DEVICE_ID, TS, load_contract
@@ -37,6 +37,9 @@ def frame(run: dict[tuple[str, int], int]) -> pl.DataFrame:
 
 @settings(max_examples=150, deadline=None)
 @given(runs=runs_strategy, chunk=st.integers(1, 30))
+@example(  # three runs of disjoint keys: every merge step is smaller than a chunk
+    runs=[{(device, i): n for i in range(25)} for n, device in enumerate("abc")], chunk=30
+)
 def test_the_merge_keeps_each_keys_latest_row_in_key_order(
     runs: list[dict[tuple[str, int], int]], chunk: int, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -60,6 +63,10 @@ def test_the_merge_keeps_each_keys_latest_row_in_key_order(
     ]
     assert got == sorted(expected.items())  # once per key, in order, the last run's value
     assert all(piece.height >= chunk for piece in pieces[:-1])  # about chunk rows at a time
+    # ... and cut as soon as they reach it: one merge step (what the runs hold, each under
+    # its share plus a block) at most beyond.
+    step = len(runs) * (max(3, 10 // max(1, len(runs))) + 3)
+    assert all(piece.height < chunk + step for piece in pieces)
     assert all(piece.height for piece in pieces)
     assert all("__iotpipe_run" not in piece.columns for piece in pieces)
     event(f"runs: {min(len(runs), 5)}+" if len(runs) >= 5 else f"runs: {len(runs)}")
@@ -123,3 +130,32 @@ def test_only_a_file_out_of_time_order_is_spilled_and_either_way_rows_arrive_sor
         assert rest.equals(rest.sort(DEVICE_ID, TS))
     assert all(w.equals(w.sort(DEVICE_ID, TS)) for w in bulk.written)
     assert list(tmp_path.iterdir()) == []  # the runs are gone
+
+
+@settings(max_examples=60, deadline=None)
+@given(blocks=st.lists(st.integers(1, 6), min_size=1, max_size=12), hold=st.integers(1, 20))
+def test_a_runs_cursor_holds_its_share_and_one_block_at_most(
+    blocks: list[int], hold: int, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    # The rest of a run stays on disk: memory is bounded by the merge's share per run.
+    directory = tmp_path_factory.mktemp("blocks")
+    paths, n = [], 0
+    for i, size in enumerate(blocks):
+        frame(dict.fromkeys((("d", n + j) for j in range(size)), i)).write_ipc(
+            directory / f"{i:03d}.arrow"
+        )
+        paths.append(directory / f"{i:03d}.arrow")
+        n += size
+    cursor = spill._Cursor(paths, hold)
+    seen = 0
+    while True:
+        held = cursor._head.height
+        assert held < hold + max(blocks)  # reading stops once the share is reached
+        assert held >= min(hold, n - seen)  # and not before, while the run has more
+        if cursor.exhausted:
+            break
+        taken = cursor.take_through(cursor.last_key())  # everything held, as the merge would
+        assert taken.height == held
+        seen += held
+    assert seen == n
+    event(f"blocks: {len(blocks)}")

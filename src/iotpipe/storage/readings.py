@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -37,6 +38,25 @@ def _finite(value: Any) -> Any:
     if value.__class__ is float and not math.isfinite(value):
         return None
     return value
+
+
+# Summing ``count`` values of at most this size (in magnitude) stays within the doubles.
+_SAFE_SUM = sys.float_info.max / 2
+
+
+def _may_overflow(count: int, low: float, high: float) -> bool:
+    """Whether a SQL ``AVG`` of these values could have overflowed on its way.
+
+    Neither engine says so: over the doubles' range MariaDB's AVG answers 0 and SQLite's
+    infinity. Every partial sum is at most ``count`` times the largest magnitude.
+    """
+    return count * max(abs(low), abs(high)) > _SAFE_SUM
+
+
+def _midpoint(low: float, high: float) -> float:
+    """Return the mean of two doubles, also when their sum is beyond the doubles' range."""
+    middle = (low + high) / 2
+    return middle if math.isfinite(middle) else low / 2 + high / 2
 
 
 class BulkPath(Protocol):
@@ -391,8 +411,16 @@ class Readings:
                     stats[column] = NumericStats(count, float(mean), median, int(low), int(high))
                     continue
                 middle = [float(r[0]) for r in cursor.fetchall()]
-                median = sum(middle) / len(middle)
-                stats[column] = NumericStats(count, float(mean), median, float(low), float(high))
+                median = _midpoint(middle[0], middle[-1])
+                low, high = float(low), float(high)
+                if _may_overflow(count, low, high):  # each value scaled to at most 1
+                    scale = max(abs(low), abs(high))
+                    cursor.execute(
+                        d.sql(f"SELECT AVG({col} / %s) FROM {table} WHERE {where}"),
+                        (scale, *params),
+                    )
+                    mean = min(max(float(cursor.fetchone()[0]) * scale, low), high)
+                stats[column] = NumericStats(count, float(mean), median, low, high)
             return int(row[0]), stats
 
         return self._db.run(run)
@@ -435,11 +463,37 @@ class Readings:
             f"WHERE {where} GROUP BY b ORDER BY b"
         )
 
-        def run(cursor: Any) -> list[tuple[Any, ...]]:
-            cursor.execute(statement, params)
-            return list(cursor.fetchall())
-
         names = [f.name for f in numeric]
+
+        def run(cursor: Any) -> list[list[Any]]:
+            cursor.execute(statement, params)
+            rows = [list(row) for row in cursor.fetchall()]
+            # A mean whose sum could have overflowed is averaged again over scaled values
+            # (rare: readings near the doubles' limit), in one more pass for every bucket.
+            scales = [1.0] * len(names)
+            redo: list[tuple[int, int]] = []  # (row, field)
+            for r, row in enumerate(rows):
+                for i in range(len(names)):
+                    count, _, low, high = row[2 + 4 * i : 6 + 4 * i]
+                    if count and _may_overflow(int(count), float(low), float(high)):
+                        scales[i] = max(scales[i], abs(float(low)), abs(float(high)))
+                        redo.append((r, i))
+            if redo:
+                scaled = ", ".join(f"AVG({quote(name)} / %s)" for name in names)
+                cursor.execute(
+                    d.sql(
+                        f"SELECT {bucket} AS b, {scaled} FROM {quote(contract.table)} "
+                        f"WHERE {where} GROUP BY b ORDER BY b"
+                    ),
+                    (*scales, *params),
+                )
+                again = {row[0]: row for row in cursor.fetchall()}
+                for r, i in redo:
+                    low, high = float(rows[r][4 + 4 * i]), float(rows[r][5 + 4 * i])
+                    mean = float(again[rows[r][0]][1 + i]) * scales[i]
+                    rows[r][3 + 4 * i] = min(max(mean, low), high)
+            return rows
+
         finite = d.finite_only  # else a stored inf could make a mean, min or max non-finite
         out = []
         for row in self._db.run(run):
