@@ -488,21 +488,22 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
             for batch in read_all():
                 yield with_codes(cleaner.clean(batch))
             return
-        # Batches are checked CHECK_WORKERS at a time (no state of the file involved), then
-        # finished - de-duplicated across the file - one at a time, in order.
-        read = prefetched(read_all(), PREFETCH_BATCHES, "iotpipe-read")
+        # The reading thread hands each batch to CHECK_WORKERS checkers (no state of the
+        # file involved); here they are finished - de-duplicated across the file - one at a
+        # time, in order, each as soon as its check is done.
         checking = ThreadPoolExecutor(CHECK_WORKERS, thread_name_prefix="iotpipe-check")
-        pending: collections.deque[Future[CheckedBatch]] = collections.deque()
+
+        def submitted() -> Iterator[Future[CheckedBatch]]:
+            for batch in read_all():
+                yield checking.submit(cleaner.check, batch)
+
+        checks = prefetched(submitted(), PREFETCH_BATCHES, "iotpipe-read")
         try:
-            for batch in read:
-                pending.append(checking.submit(cleaner.check, batch))
-                if len(pending) >= CHECK_WORKERS:
-                    yield with_codes(cleaner.finish(pending.popleft().result()))
-            while pending:
-                yield with_codes(cleaner.finish(pending.popleft().result()))
+            for check in checks:
+                yield with_codes(cleaner.finish(check.result()))
         finally:
+            checks.close()  # stops the reading thread: nothing more is submitted
             checking.shutdown(wait=True, cancel_futures=True)
-            read.close()  # stops the reading thread
 
     cleaned = clean_all()
     for batch, encoded in (
