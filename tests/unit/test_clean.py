@@ -401,6 +401,8 @@ def test_string_fields_keep_their_case_categories_are_folded() -> None:
     [
         # Dates only, one row per batch: still one time of day across the batches.
         (["2024-01-01", "2024-01-02", "2024-01-03"], "UTC", True),
+        # A first batch whose only row is rejected has no time of day to tell.
+        (["not a time", "2024-01-01", "2024-01-02", "2024-01-03"], "UTC", True),
         # The same time in a later batch as in the first, then another: not one time.
         (["2024-01-01 06:00", "2024-01-02 06:00", "2024-01-03 07:00"], "UTC", False),
         (["2024-01-01 06:00", "2024-01-01 07:00", "2024-01-02 06:00"], "UTC", False),
