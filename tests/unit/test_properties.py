@@ -13,7 +13,7 @@ from unittest import mock
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_series_equal
 
@@ -331,6 +331,10 @@ def timestamp_texts(draw: st.DrawFn) -> str:
 @given(
     st.lists(timestamp_texts(), min_size=1, max_size=30),
     st.sampled_from(["UTC", "Europe/London", "America/St_Johns", "Asia/Kathmandu"]),
+)
+@example(  # canonical but for a tenth fraction digit: not the fast path's, and null
+    texts=["2024-01-05 03:04:05.1234567891", "2024-01-05T03:04:05.1234567891Z"],
+    timezone="UTC",
 )
 def test_fast_timestamps_equal_the_general_parser(texts: list[str], timezone: str) -> None:
     raw = pl.Series("t", texts, dtype=pl.String)
