@@ -207,3 +207,27 @@ def test_category_codes_come_in_order_from_the_loading_thread_alone(tmp_path: Pa
     assert len(stored) == 200
     assert all(code == int(v[1:]) + 1 for v, code, _, _ in stored)
     assert all(code == int(r[1:]) + 1 for _, _, r, code in stored)
+
+
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_the_deadline_is_told_the_rows_read_so_far_at_each_batch(prefetch: bool) -> None:
+    # What LoadDeadline.mark is given: the running count of rows read (rejected ones too),
+    # one call per batch, in order - the rate a part's size is projected from.
+    from iotpipe.encode import InMemoryCategoryDictionary
+    from iotpipe.ingest import _pipeline
+    from iotpipe.report import IngestReport
+
+    c = contract()
+    lines = [f"d{i % 3},2024-01-01T00:{i:02d}:00Z,{i},a" for i in range(35)]
+    lines[7] = "d1,not a time,1,a"  # rejected rows are read rows too
+    data = ("id,time,v,kind\n" + "\n".join(lines) + "\n").encode()
+    marks: list[int] = []
+    report = IngestReport("mem://f.csv", c.name)
+    batches = list(
+        _pipeline(
+            io.BytesIO(data), c, InMemoryCategoryDictionary(), report, None, 10,
+            prefetch=prefetch, on_read=marks.append,
+        )  # fmt: skip
+    )
+    assert marks == [10, 20, 30, 35]
+    assert sum(rows.height for rows, _ in batches) == 34
