@@ -225,8 +225,14 @@ def test_the_deadline_is_told_the_rows_read_so_far_at_each_batch(prefetch: bool)
     report = IngestReport("mem://f.csv", c.name)
     batches = list(
         _pipeline(
-            io.BytesIO(data), c, InMemoryCategoryDictionary(), report, None, 10,
-            prefetch=prefetch, on_read=marks.append,
+            io.BytesIO(data),
+            c,
+            InMemoryCategoryDictionary(),
+            report,
+            None,
+            10,
+            prefetch=prefetch,
+            on_read=marks.append,
         )  # fmt: skip
     )
     assert marks == [10, 20, 30, 35]
