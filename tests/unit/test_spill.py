@@ -141,10 +141,10 @@ def test_a_runs_cursor_holds_its_share_and_one_block_at_most(
     directory = tmp_path_factory.mktemp("blocks")
     paths, n = [], 0
     for i, size in enumerate(blocks):
-        frame(dict.fromkeys((("d", n + j) for j in range(size)), i)).write_ipc(
-            directory / f"{i:03d}.arrow"
+        frame(dict.fromkeys((("d", n + j) for j in range(size)), i)).write_ipc_stream(
+            directory / f"{i:03d}.arrows"
         )
-        paths.append(directory / f"{i:03d}.arrow")
+        paths.append(directory / f"{i:03d}.arrows")
         n += size
     cursor = spill._Cursor(paths, hold)
     seen = 0
