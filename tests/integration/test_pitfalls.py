@@ -84,12 +84,17 @@ def test_the_store_commits_what_it_writes_and_only_that(mariadb_url: str, tmp_pa
     assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == truth.rows_valid + 1
 
 
-def _threads_connected() -> int:
+def _threads_connected(url: str) -> int:
+    """Connections open on the test's own database (the server's whole count would include
+    whatever else uses the server meanwhile: another test run, a mutation run)."""
     conn = mariadb()
     try:
         with conn.cursor() as cur:
-            cur.execute("SHOW GLOBAL STATUS LIKE 'Threads_connected'")
-            return int(cur.fetchone()[1])
+            cur.execute(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s",
+                (url.rsplit("/", 1)[1],),
+            )
+            return int(cur.fetchone()[0])
     finally:
         conn.close()
 
@@ -101,7 +106,7 @@ def test_decimal_datetime_and_connections_across_warm_invocations(
     path = tmp_path / "w.csv"
     load_sample(mariadb_url, path, 3000, devices=2, seed=86)
     bootstrap.use_retrieve_runtime(None)
-    before = _threads_connected()
+    before = _threads_connected(mariadb_url)
     event = http_api_event(
         "/devices/dev-00001/readings", "start=2024-01-01&end=2024-01-03&limit=200"
     )
@@ -112,7 +117,7 @@ def test_decimal_datetime_and_connections_across_warm_invocations(
         assert response["statusCode"] == 200
         bodies.append(json.loads(response["body"]))
     # One connection for all of them (a naive handler opens one per call: "too many connections").
-    assert _threads_connected() - before <= 1
+    assert _threads_connected(mariadb_url) - before <= 1
     body = bodies[-1]
     # MySQL returns AVG(BIGINT) as Decimal and DATETIME as datetime: neither may leak. An
     # integer field's min, max and whole median are ints; every mean is a float.
@@ -137,11 +142,12 @@ def test_ingest_warm_invocations_reuse_their_connections(
     write_sample(path, 300, seed=87)
     stack.upload(str(path), "incoming/first.csv")
     poller.drain()  # the container is warm now: its connections are open
-    before = _threads_connected()
+    before = _threads_connected(mariadb_url)
+    assert before >= 1  # ... and counted: they are on the test's database
     for n in range(5):
         path = tmp_path / f"{n}.csv"
         write_sample(path, 300, seed=88 + n)
         stack.upload(str(path), f"incoming/warm-{n}.csv")
         poller.drain(idle_polls=1)
-    assert _threads_connected() - before <= 0
+    assert _threads_connected(mariadb_url) - before <= 0
     assert scalar(mariadb_url, "SELECT COUNT(*) FROM iotpipe_ledger WHERE status = 'loaded'") == 6
