@@ -465,10 +465,13 @@ def test_means_and_medians_of_readings_near_the_doubles_limit(
 
     contract = contract_from_dict(PROBE)
     big = [1.7e308, 1.7e308, -1.0e308]
+    # A second field (not the last of the contract) whose largest magnitude is its low end.
+    low = [-1.7e308, -1.7e308, 1.0]
     pair = [1.7e308, 1.6e308]
-    lines = ["device,time,level"]
-    lines += [f"big,2024-03-01T00:0{i}:00Z,{v!r}" for i, v in enumerate(big)]
-    lines += [f"pair,2024-03-01T00:0{i}:00Z,{v!r}" for i, v in enumerate(pair)]
+    lines = ["device,time,gap,level"]
+    rows = enumerate(zip(low, big, strict=True))
+    lines += [f"big,2024-03-01T00:0{i}:00Z,{g!r},{v!r}" for i, (g, v) in rows]
+    lines += [f"pair,2024-03-01T00:0{i}:00Z,,{v!r}" for i, v in enumerate(pair)]
     path = tmp_path / "big.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     store = build_store(store_url)
@@ -477,14 +480,67 @@ def test_means_and_medians_of_readings_near_the_doubles_limit(
         assert (report.status, report.counters.rows_valid) == ("loaded", 5), report.error
         span = dt.datetime(2024, 3, 1), dt.datetime(2024, 3, 2)
         exact = float(sum(map(Fraction, big)) / len(big))
+        exact_low = float(sum(map(Fraction, low)) / len(low))
         _, stats = store.count_and_stats(contract, ReadingsQuery("big", *span, 10, "probe"))
-        level = stats["level"]
+        level, gap = stats["level"], stats["gap"]
         assert level.mean == pytest.approx(exact, rel=1e-12)
         assert (level.median, level.min, level.max) == (1.7e308, -1.0e308, 1.7e308)
+        assert gap.mean == pytest.approx(exact_low, rel=1e-12)
+        assert (gap.median, gap.min, gap.max) == (-1.7e308, -1.7e308, 1.0)
         (bucket,) = store.buckets(contract, ReadingsQuery("big", *span, 10, "probe"), 3600)
         assert bucket.stats["level"]["mean"] == pytest.approx(exact, rel=1e-12)
+        assert bucket.stats["gap"] == {
+            "count": 3,
+            "mean": pytest.approx(exact_low, rel=1e-12),
+            "min": -1.7e308,
+            "max": 1.0,
+        }
         _, stats = store.count_and_stats(contract, ReadingsQuery("pair", *span, 10, "probe"))
         assert stats["level"].median == pytest.approx(1.65e308, rel=1e-15)
         assert stats["level"].mean == pytest.approx(1.65e308, rel=1e-12)
+    finally:
+        store.close()
+
+
+def test_an_infinity_another_writer_stored_in_sqlite_reads_back_as_null(tmp_path: Path) -> None:
+    # iotpipe never stores a non-finite reading (cleaning rejects it, MariaDB refuses it), but
+    # SQLite keeps what another writer put in the table. Rows, statistics and buckets must
+    # still be JSON: the figures an infinity makes are null, the others exact.
+    import sqlite3
+
+    from iotpipe.bootstrap import build_store
+    from iotpipe.contract import contract_from_dict
+    from iotpipe.ingest import ingest_object
+    from iotpipe.sources import local_object
+
+    contract = contract_from_dict(PROBE)
+    path = tmp_path / "probe.csv"
+    path.write_text(PROBE_CSV, encoding="utf-8")
+    database = tmp_path / "iotpipe.db"
+    store = build_store(f"sqlite:///{database}")
+    try:
+        report = ingest_object(lambda: path.open("rb"), local_object(path), contract, store)
+        assert report.status == "loaded", report.error
+        with sqlite3.connect(database) as conn:  # a's 11.5 becomes +inf
+            conn.execute("UPDATE probe_readings SET level = 9e999 WHERE level = 11.5")
+        params = {"dataset": "probe", "device_id": "a!b", "start": "2024-03-01"}
+        params["end"] = "2024-03-02"
+        body = answer(params, default_dataset="probe", store=store, cursors=CursorCodec("k"))
+        json.dumps(body, allow_nan=False)
+        assert [r["level"] for r in body["rows"]] == [10.5, None, None, 12.5]
+        assert body["stats"]["level"] == {
+            "count": 3,
+            "mean": None,
+            "median": 12.5,
+            "min": 10.5,
+            "max": None,
+        }
+        assert body["stats"]["hits"]["mean"] == 3.75
+        params["bucket"] = "1h"
+        body = answer(params, default_dataset="probe", store=store, cursors=CursorCodec("k"))
+        json.dumps(body, allow_nan=False)
+        (bucket,) = body["buckets"]
+        assert bucket["stats"]["level"] == {"count": 3, "mean": None, "min": 10.5, "max": None}
+        assert bucket["stats"]["hits"] == {"count": 4, "mean": 3.75, "min": 1, "max": 7}
     finally:
         store.close()

@@ -271,6 +271,39 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         store.close()
 
 
+def test_a_live_lease_whose_worker_let_go_or_died_is_taken_over(store_url: str) -> None:
+    # The lease alone would keep the object "busy" for its full length; the claim lock says
+    # whether its worker still holds it. Two stores: two workers, each its own connection.
+    first, second = build_store(store_url), build_store(store_url)
+    try:
+        first.ensure_schema(ACME)
+        a, b, c = new_owner(), new_owner(), new_owner()
+        ref = ObjectRef("s3://bucket/let-go", "e", 1)
+        claim = first.claim(ref, "acme_usage", 60, a)
+        assert claim.status == "claimed"
+        assert second.claim(ref, "acme_usage", 60, b).status == "busy"  # held: a live worker
+        # The worker let go without a verdict (its ledger write failed, say) and lives on.
+        first.release(claim)
+        taken = second.claim(ref, "acme_usage", 60, b)
+        assert (taken.status, taken.attempts) == ("claimed", 2)
+        assert first.claim(ref, "acme_usage", 60, c).status == "busy"  # now the second's
+        second.release(taken)
+        again = first.claim(ref, "acme_usage", 60, c)  # the same worker, a new delivery
+        assert (again.status, again.attempts) == ("claimed", 3)
+
+        # The worker died: its connection (MariaDB) or its lock files (SQLite) are gone.
+        other = ObjectRef("s3://bucket/died", "e", 1)
+        assert second.claim(other, "acme_usage", 60, b).status == "claimed"
+        second.close()
+        taken = first.claim(other, "acme_usage", 60, c)
+        assert (taken.status, taken.attempts) == ("claimed", 2)
+        entry = first.ledger_entry(other, "acme_usage")
+        assert entry is not None and entry.status == "loading"
+    finally:
+        first.close()
+        second.close()
+
+
 def test_the_file_list_keeps_its_limit_and_filters_by_status_and_dataset_together(
     store_url: str,
 ) -> None:

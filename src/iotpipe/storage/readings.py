@@ -53,6 +53,16 @@ def _may_overflow(count: int, low: float, high: float) -> bool:
     return count * max(abs(low), abs(high)) > _SAFE_SUM
 
 
+def _scale(low: float, high: float) -> float:
+    """Return the largest power of two at most the larger magnitude of ``low`` and ``high``.
+
+    Dividing by a power of two and multiplying back is exact, so an average of the scaled
+    values, scaled back, has the very bits of the average the engine would give if its sum
+    could not overflow; every scaled value is under 2 in magnitude.
+    """
+    return math.ldexp(1.0, math.frexp(max(abs(low), abs(high)))[1] - 1)
+
+
 def _midpoint(low: float, high: float) -> float:
     """Return the mean of two doubles, also when their sum is beyond the doubles' range."""
     middle = (low + high) / 2
@@ -413,14 +423,17 @@ class Readings:
                 middle = [float(r[0]) for r in cursor.fetchall()]
                 median = _midpoint(middle[0], middle[-1])
                 low, high = float(low), float(high)
-                if _may_overflow(count, low, high):  # each value scaled to at most 1
-                    scale = max(abs(low), abs(high))
+                if _may_overflow(count, low, high):  # each value scaled to under 2
+                    scale = _scale(low, high)
                     cursor.execute(
                         d.sql(f"SELECT AVG({col} / %s) FROM {table} WHERE {where}"),
                         (scale, *params),
                     )
                     mean = min(max(float(cursor.fetchone()[0]) * scale, low), high)
-                stats[column] = NumericStats(count, float(mean), median, low, high)
+                figures = (float(mean), median, low, high)
+                if not d.finite_only:  # a stored inf (SQLite keeps them) is no JSON number
+                    figures = tuple(map(_finite, figures))
+                stats[column] = NumericStats(count, *figures)
             return int(row[0]), stats
 
         return self._db.run(run)
@@ -476,7 +489,7 @@ class Readings:
                 for i in range(len(names)):
                     count, _, low, high = row[2 + 4 * i : 6 + 4 * i]
                     if count and _may_overflow(int(count), float(low), float(high)):
-                        scales[i] = max(scales[i], abs(float(low)), abs(float(high)))
+                        scales[i] = max(scales[i], _scale(float(low), float(high)))
                         redo.append((r, i))
             if redo:
                 scaled = ", ".join(f"AVG({quote(name)} / %s)" for name in names)
