@@ -19,7 +19,7 @@ import pytest
 from iotpipe.bootstrap import build_store
 from iotpipe.cli import main
 from iotpipe.contract import contract_from_dict, contract_to_dict, load_contract
-from iotpipe.errors import ObjectBusyError, SourceReadError
+from iotpipe.errors import ObjectBusyError, SourceReadError, StorageError
 from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.model import ObjectRef
 from iotpipe.sample import SampleTruth, write_sample
@@ -302,6 +302,57 @@ def test_a_live_lease_whose_worker_let_go_or_died_is_taken_over(store_url: str) 
     finally:
         first.close()
         second.close()
+
+
+def test_the_ledger_row_of_a_load_carries_its_counts_and_report(
+    store_url: str, tmp_path: Path
+) -> None:
+    # The ledger is what operators query: its counts and report are the load's own, written
+    # in the load's transaction, and a claim lost meanwhile rolls the whole load back.
+    path, truth = sample(tmp_path, "counted.csv", 600, seed=21)
+    assert truth.rows_rejected and truth.rows_duplicate  # every count differs from the others
+    report = ingest(store_url, path)
+    assert report.status == "loaded", report.error
+    columns = "status, rows_read, rows_loaded, rows_rejected, report"
+    (row,) = fetch_all(store_url, f"SELECT {columns} FROM iotpipe_ledger")
+    status, rows_read, rows_loaded, rows_rejected, stored = row
+    assert (status, rows_read, rows_loaded, rows_rejected) == (
+        "loaded",
+        truth.rows_read,
+        truth.rows_valid,
+        truth.rows_rejected,
+    )
+    assert scalar(store_url, f"SELECT COUNT(*) FROM {ACME.table}") == truth.rows_valid
+    stored = json.loads(stored)
+    assert (stored["status"], stored["rows_read"]) == ("loaded", truth.rows_read)
+    assert stored == report.to_dict()
+
+    # A worker whose claim another took over while it loaded: nothing of its load is kept.
+    lost = tmp_path / "lost.csv"
+    write_sample(lost, 300, devices=5, seed=22)
+    store, other = build_store(store_url), build_store(store_url)
+
+    def taken_over() -> IO[bytes]:
+        time.sleep(0.3)  # past this worker's lease
+        assert other.claim(local_object(lost), ACME.name, 60, new_owner()).status == "claimed"
+        return lost.open("rb")
+
+    try:
+        with pytest.raises(StorageError) as raised:
+            ingest_object(
+                taken_over,
+                local_object(lost),
+                ACME,
+                store,
+                options=IngestOptions(now=NOW, lease_seconds=0.2, retries=0),
+            )
+        assert str(raised.value) == "the claim was taken over by another worker; rolled back"
+        entry = store.ledger_entry(local_object(lost), ACME.name)
+        assert entry is not None and entry.status == "loading"  # the other worker's claim
+        assert scalar(store_url, f"SELECT COUNT(*) FROM {ACME.table}") == truth.rows_valid
+    finally:
+        store.close()
+        other.close()
 
 
 def test_the_file_list_keeps_its_limit_and_filters_by_status_and_dataset_together(
