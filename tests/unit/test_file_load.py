@@ -38,6 +38,7 @@ class Staging:
         self.written: list[tuple[pl.DataFrame, Path | None, bool]] = []
         self.stage_threads: set[int] = set()
         self.write_threads: set[int] = set()
+        self.on_disk: list[list[Path]] = []  # at each write, the staged files still there
 
     def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
         self.stage_threads.add(threading.get_ident())
@@ -56,6 +57,7 @@ class Staging:
         staged: Path | None = None,
     ) -> None:
         self.write_threads.add(threading.get_ident())
+        self.on_disk.append([path for path in self.staged if path.exists()])
         # What the statement would send: the staged file, still there, holding these rows.
         assert staged is not None and staged.exists()
         assert pl.read_csv(staged, try_parse_dates=True).equals(rows)
@@ -87,6 +89,24 @@ def test_batches_are_written_in_order_sorted_from_their_staged_files(tmp_path: P
     assert threading.get_ident() not in bulk.stage_threads  # staged in the worker
     assert bulk.write_threads == {threading.get_ident()}  # written in the caller's thread
     assert list(tmp_path.iterdir()) == []  # no staged file or directory is left
+
+
+def test_a_written_batch_s_file_is_removed_at_once_in_the_load_s_own_directory(
+    tmp_path: Path,
+) -> None:
+    # A Lambda's /tmp is small: a file of many batches must not keep every batch staged
+    # until the end, only the one being written and the one being prepared.
+    bulk = Staging()
+    load = load_of(bulk, tmp_path)
+    for n in range(5):
+        load.upsert(batch(50 * n))
+    load.finish({})
+    assert len(bulk.written) == 5
+    for k, there in enumerate(bulk.on_disk):
+        assert set(there) <= set(bulk.staged[k : k + 2]), f"write {k}: {there}"
+    # Staged where the load was told to (the assertions above and below look there).
+    assert {path.parent.parent for path in bulk.staged} == {tmp_path}
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_the_next_batch_is_staged_while_the_previous_one_is_written(tmp_path: Path) -> None:

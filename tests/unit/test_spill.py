@@ -120,6 +120,9 @@ def test_only_a_file_out_of_time_order_is_spilled_and_either_way_rows_arrive_sor
     )  # fmt: skip
     for batch in batches(order):
         load.upsert(batch)
+    # The runs are kept where the load was told to spill (and removed from there below).
+    runs = [path for path in tmp_path.iterdir() if path.name.startswith("iotpipe-runs-")]
+    assert len(runs) == (order == "random")
     load.finish({"status": "loaded"})
     assert load.spilled == (order == "random")
     assert marked == [{"status": "loaded"}]
