@@ -250,8 +250,10 @@ def test_ledger_leases_busy_and_takeover(store_url: str) -> None:
         store.ensure_schema(ACME)
         ref = ObjectRef("s3://bucket/key", "etag-1", 10)
         a, b = new_owner(), new_owner()
-        assert store.claim(ref, "acme_usage", 60, a).status == "claimed"
-        assert store.claim(ref, "acme_usage", 60, b).status == "busy"
+        first = store.claim(ref, "acme_usage", 60, a)
+        assert (first.status, first.owner, first.attempts) == ("claimed", a, 1)
+        busy = store.claim(ref, "acme_usage", 60, b)
+        assert (busy.status, busy.owner) == ("busy", a)  # says who holds it
         assert store.claim(ref, "acme_usage", 60, a).status == "claimed"  # our own: renew
         other = ObjectRef("s3://bucket/key", "etag-2", 10)
         assert store.claim(other, "acme_usage", -1, a).status == "claimed"  # already expired
@@ -338,6 +340,8 @@ def test_the_ledger_row_of_a_load_carries_its_counts_and_report(
         return lost.open("rb")
 
     try:
+        skipped = store.claim(local_object(path), ACME.name, 60, new_owner())
+        assert (skipped.status, skipped.attempts, skipped.dataset) == ("skipped", 1, ACME.name)
         with pytest.raises(StorageError) as raised:
             ingest_object(
                 taken_over,

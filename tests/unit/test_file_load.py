@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,59 @@ def test_batches_are_written_in_order_sorted_from_their_staged_files(tmp_path: P
     assert threading.get_ident() not in bulk.stage_threads  # staged in the worker
     assert bulk.write_threads == {threading.get_ident()}  # written in the caller's thread
     assert list(tmp_path.iterdir()) == []  # no staged file or directory is left
+
+
+def test_batches_are_prepared_one_at_a_time_in_the_order_they_were_taken(tmp_path: Path) -> None:
+    # The worker alone keeps each device's latest time and makes the staging directory:
+    # two batches prepared at once would judge against a frontier missing one of them.
+    class Slow(Staging):
+        def __init__(self) -> None:
+            super().__init__()
+            self.busy, self.most = 0, 0
+            self.guard = threading.Lock()
+
+        def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+            with self.guard:
+                self.busy += 1
+                self.most = max(self.most, self.busy)
+            time.sleep(0.05)  # a slow disk: a second worker would start meanwhile
+            try:
+                return super().stage(rows, directory)
+            finally:
+                with self.guard:
+                    self.busy -= 1
+
+    bulk = Slow()
+    load = load_of(bulk, tmp_path)
+    parts = [batch(50 * n) for n in range(4)]
+    assert load.upsert(parts[0].clear()) == 0  # an empty batch: nothing taken
+    for part in parts:
+        assert load.upsert(part) == part.height
+    load.finish({})
+    assert bulk.most == 1
+    written = [rows for rows, _, _ in bulk.written]
+    assert all(w.equals(p.sort(DEVICE_ID, TS)) for w, p in zip(written, parts, strict=True))
+
+
+def test_close_returns_once_the_worker_has_stopped(tmp_path: Path) -> None:
+    # A load that ends (an error elsewhere) must not leave its worker writing into the
+    # temporary directory after it returned.
+    release, staged = threading.Event(), threading.Event()
+
+    class Held(Staging):
+        def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+            assert release.wait(WAIT)
+            try:
+                return super().stage(rows, directory)
+            finally:
+                staged.set()
+
+    load = load_of(Held(), tmp_path)
+    load.upsert(batch(0))  # prepared in the worker, held in its stage
+    threading.Timer(0.2, release.set).start()
+    load.close()
+    assert staged.is_set()  # the worker finished before close returned
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_written_batch_s_file_is_removed_at_once_in_the_load_s_own_directory(
