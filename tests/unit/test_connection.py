@@ -110,6 +110,43 @@ def test_iam_tokens_are_made_per_connection() -> None:
     assert "X-Amz-Signature=" in token
 
 
+def test_a_mysql_url_is_read_whole_with_its_defaults_and_refused_when_it_is_not_one() -> None:
+    url = (
+        "mysql+pymysql://ing%40est:p%2Fw%3Ad@db.internal:3307/usage"
+        "?local_infile=0&connect_timeout=2.5&read_timeout=30&ssl_ca=rds"
+    )
+    assert MySQLParams.from_url(url) == MySQLParams(
+        host="db.internal",
+        port=3307,
+        user="ing@est",
+        password="p/w:d",  # noqa: S106 (a dummy password in a test URL)
+        database="usage",
+        local_infile=False,
+        connect_timeout=2.5,
+        read_timeout=30.0,
+        ssl_ca="rds",
+    )
+    assert MySQLParams.from_url("mariadb://db") == MySQLParams(
+        host="db",
+        port=3306,
+        user="root",
+        password="",
+        database="iotpipe",
+        local_infile=True,
+        connect_timeout=5.0,
+        read_timeout=600.0,
+        ssl_ca=None,
+    )
+    for word, on in (("1", True), ("yes", True), ("false", False), ("no", False)):
+        assert MySQLParams.from_url(f"mysql://db?local_infile={word}").local_infile is on
+    with pytest.raises(StorageError) as refused:
+        MySQLParams.from_url("postgresql://db/usage")
+    assert str(refused.value) == "not a MySQL URL: scheme 'postgresql'"
+    with pytest.raises(StorageError) as refused:
+        MySQLParams.from_url("mysql:///usage")
+    assert str(refused.value) == "the MySQL URL has no host"
+
+
 def test_ssl_ca_in_a_url_turns_on_verification() -> None:
     assert MySQLParams.from_url("mysql://u@h/db")._tls() == {}
     tls = MySQLParams.from_url("mysql://u@h/db?ssl_ca=/etc/ca.pem")._tls()
