@@ -112,7 +112,7 @@ def test_iam_tokens_are_made_per_connection() -> None:
 
 def test_a_mysql_url_is_read_whole_with_its_defaults_and_refused_when_it_is_not_one() -> None:
     url = (
-        "mysql+pymysql://ing%40est:p%2Fw%3Ad@db.internal:3307/usage"
+        "mysql+pymysql://ing%40est:p%2Fw%3Ad@db.internal:3307/Xusage"
         "?local_infile=0&connect_timeout=2.5&read_timeout=30&ssl_ca=rds"
     )
     assert MySQLParams.from_url(url) == MySQLParams(
@@ -120,7 +120,7 @@ def test_a_mysql_url_is_read_whole_with_its_defaults_and_refused_when_it_is_not_
         port=3307,
         user="ing@est",
         password="p/w:d",  # noqa: S106 (a dummy password in a test URL)
-        database="usage",
+        database="Xusage",  # the name as written, only the path's slash taken off
         local_infile=False,
         connect_timeout=2.5,
         read_timeout=30.0,
