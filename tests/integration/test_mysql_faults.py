@@ -296,3 +296,29 @@ def test_cli_ingests_the_real_datasets(
         valid += body["rows_valid"]
     table = load_contract(EXAMPLES / f"{contract}.yaml").table
     assert scalar(mariadb_url, f"SELECT COUNT(*) FROM `{table}`") == valid
+
+
+def test_category_codes_are_committed_apart_from_the_load(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    # Every worker loading the dataset shares its codes: they are committed on a connection
+    # of their own as they are assigned, so a long load holds no vocabulary's lock, and a
+    # load rolled back leaves no worker holding a code the dictionary lacks.
+    path = tmp_path / "codes.csv"
+    write_sample(path, 3000, seed=41)
+    store = MySQLStore.from_url(mariadb_url)
+    database = mariadb_url.rsplit("/", 1)[1]
+    codes_seen: list[int] = []
+    rows_seen: list[int] = []
+
+    def from_another_connection(cursor: Any) -> None:
+        codes_seen.append(scalar(mariadb_url, "SELECT COUNT(*) FROM iotpipe_categories"))
+        rows_seen.append(committed(database)[0])
+
+    store.bulk = _BatchHook(store.bulk, from_another_connection)
+    assert run(store, path).status == "loaded"
+    store.close()
+    assert len(codes_seen) >= 3
+    assert codes_seen[0] > 0  # the first batch's codes, visible while its load is open
+    assert rows_seen == [0] * len(rows_seen)  # the rows themselves only at the commit
+    assert codes_seen[-1] == scalar(mariadb_url, "SELECT COUNT(*) FROM iotpipe_categories")
