@@ -298,9 +298,7 @@ def test_cli_ingests_the_real_datasets(
     assert scalar(mariadb_url, f"SELECT COUNT(*) FROM `{table}`") == valid
 
 
-def test_category_codes_are_committed_apart_from_the_load(
-    mariadb_url: str, tmp_path: Path
-) -> None:
+def test_category_codes_are_committed_apart_from_the_load(mariadb_url: str, tmp_path: Path) -> None:
     # Every worker loading the dataset shares its codes: they are committed on a connection
     # of their own as they are assigned, so a long load holds no vocabulary's lock, and a
     # load rolled back leaves no worker holding a code the dictionary lacks.
