@@ -64,15 +64,44 @@ def denied() -> pymysql.err.OperationalError:
     return pymysql.err.OperationalError(1045, "Access denied for user 'u'")
 
 
-def test_a_refused_password_is_read_again_once(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_connection_is_in_utc_in_transactions_and_times_out(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A hung server must not hang a Lambda; times are stored and compared in UTC whatever
+    # the server's zone; nothing is committed but by the transactions iotpipe ends.
+    given: list[dict[str, Any]] = []
+    monkeypatch.setattr(pymysql, "connect", lambda **kwargs: given.append(kwargs) or "conn")
+    url = "mysql://u:p@h/db?local_infile=0&connect_timeout=3&read_timeout=40"
+    assert MySQLParams.from_url(url).connect() == "conn"
+    (kwargs,) = given
+    assert {k: v for k, v in kwargs.items() if k not in ("host", "port", "database")} == {
+        "user": "u",
+        "password": "p",
+        "charset": "utf8mb4",
+        "autocommit": False,
+        "local_infile": False,
+        "connect_timeout": 3.0,
+        "read_timeout": 40.0,
+        "write_timeout": 600.0,
+        "init_command": "SET time_zone = '+00:00'",
+    }
+
+
+def test_a_refused_password_is_read_again_once(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     secrets = FakeSecrets(
         {"username": "u", "password": "old", "host": "h"},
         {"username": "u", "password": "new", "host": "h"},
     )
     params = params_from_secret(SecretCredentials(secrets, "arn"), None, None, None)
     passwords = _connect_sequence(monkeypatch, [denied(), "connection"])
-    assert params.connect() == "connection"
+    with caplog.at_level("WARNING", logger="iotpipe"):
+        assert params.connect() == "connection"
     assert passwords == ["old", "new"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "the database refused the credentials; reading them again"
+    ]
     assert secrets.reads == 2  # once when built, once after the refusal
     # Refused again with the fresh secret: a clear, non-transient error (not retried forever).
     passwords = _connect_sequence(monkeypatch, [denied(), denied()])
