@@ -70,7 +70,12 @@ def test_every_connection_is_in_utc_in_transactions_and_times_out(
     # A hung server must not hang a Lambda; times are stored and compared in UTC whatever
     # the server's zone; nothing is committed but by the transactions iotpipe ends.
     given: list[dict[str, Any]] = []
-    monkeypatch.setattr(pymysql, "connect", lambda **kwargs: given.append(kwargs) or "conn")
+
+    def connect(**kwargs: Any) -> str:
+        given.append(kwargs)
+        return "conn"
+
+    monkeypatch.setattr(pymysql, "connect", connect)
     url = "mysql://u:p@h/db?local_infile=0&connect_timeout=3&read_timeout=40"
     assert MySQLParams.from_url(url).connect() == "conn"
     (kwargs,) = given
