@@ -359,6 +359,26 @@ def test_the_ledger_row_of_a_load_carries_its_counts_and_report(
         other.close()
 
 
+def test_reads_go_on_while_a_load_holds_sqlite_s_write_lock(tmp_path: Path) -> None:
+    # `iotpipe serve` reads while `iotpipe ingest` loads: only writers take SQLite's write
+    # lock up front; a reader sees the last commit (WAL) instead of waiting for the load.
+    from iotpipe.errors import StorageError
+
+    url = f"sqlite:///{tmp_path}/iotpipe.db"
+    writer, reader = build_store(url), build_store(url)
+    try:
+        writer.ensure_schema(ACME)
+        claim = writer.claim(ObjectRef("s3://b/k.csv", "e", 1), ACME.name, 60, new_owner())
+        with pytest.raises(StorageError, match="without finish"), writer.load(claim, ACME):
+            # Inside the load's open write transaction, from another connection:
+            assert [e.status for e in reader.files()] == ["loading"]
+            entry = reader.ledger_entry(claim.ref, ACME.name)
+            assert entry is not None and entry.attempts == 1
+    finally:
+        writer.close()
+        reader.close()
+
+
 def test_the_file_list_keeps_its_limit_and_filters_by_status_and_dataset_together(
     store_url: str,
 ) -> None:
