@@ -26,6 +26,10 @@ ENV_REJECTED_PREFIX = "IOTPIPE_REJECTED_PREFIX"
 ENV_REPORTS_PREFIX = "IOTPIPE_REPORTS_PREFIX"
 ENV_QUARANTINE_PREFIX = "IOTPIPE_QUARANTINE_PREFIX"
 ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
+# Rows per batch (`iotpipe.readers.DEFAULT_BATCH_ROWS`, which this module does not import):
+# a whole 8 MB chunk of a typical file is one batch; each batch costs about 10 ms of fixed
+# work to clean (docs/benchmarks.md, twelfth round).
+BATCH_ROWS = 100_000
 ENV_INPUT_BUCKETS = "IOTPIPE_INPUT_BUCKETS"  # comma-separated; empty: any bucket
 ENV_INPUT_PREFIX = "IOTPIPE_INPUT_PREFIX"
 ENV_DB_SSL_CA = "IOTPIPE_DB_SSL_CA"  # CA bundle for TLS to MySQL; "rds" = the shipped RDS CAs
@@ -65,7 +69,7 @@ class Settings:
     rejected_prefix: str = "rejected/"
     reports_prefix: str = "reports/"
     quarantine_prefix: str = "quarantine/"
-    batch_rows: int = 50_000
+    batch_rows: int = BATCH_ROWS
     input_buckets: tuple[str, ...] = ()
     input_prefix: str = "incoming/"
     db_ssl_ca: str | None = None
@@ -104,7 +108,7 @@ class Settings:
             rejected_prefix=env.get(ENV_REJECTED_PREFIX) or "rejected/",
             reports_prefix=env.get(ENV_REPORTS_PREFIX) or "reports/",
             quarantine_prefix=env.get(ENV_QUARANTINE_PREFIX) or "quarantine/",
-            batch_rows=int(env.get(ENV_BATCH_ROWS) or 50_000),
+            batch_rows=int(env.get(ENV_BATCH_ROWS) or BATCH_ROWS),
             input_buckets=tuple(
                 b.strip() for b in env.get(ENV_INPUT_BUCKETS, "").split(",") if b.strip()
             ),

@@ -300,8 +300,9 @@ def timestamp_texts(draw: st.DrawFn) -> str:
         def two(high: int) -> str:  # mostly valid, sometimes one past the end
             return f"{draw(st.integers(0, high)):02d}"
 
+        dash = st.sampled_from("-/")  # loggers write 2024/05/01 too
         text = (
-            f"{draw(st.integers(0, 9999)):04d}-{two(13)}-{two(32)}"
+            f"{draw(st.integers(0, 9999)):04d}{draw(dash)}{two(13)}{draw(dash)}{two(32)}"
             f"{draw(st.sampled_from('T '))}{two(24)}:{two(60)}:{two(60)}"
         )
         if draw(st.booleans()):
