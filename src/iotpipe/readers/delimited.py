@@ -163,7 +163,7 @@ def _fast_batches(  # noqa: PLR0917 (private; the reader's inputs)
         )
         if parsed is not None:
             yield from _frame_batches(parsed, layout, batch_rows)
-            line += chunk.count(b"\n")  # parse_chunk takes no chunk with a bare CR
+            line += parsed.newlines  # parse_chunk takes no chunk with a bare CR
         elif regularly_quoted(chunk, layout.delimiter, layout.quotechar):
             # Not simple enough for Polars (a bare CR, say), but it ends where a record does:
             # the csv module reads it alone, with the same results.

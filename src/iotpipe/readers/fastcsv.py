@@ -36,6 +36,7 @@ class ParsedChunk:
     ragged: list[tuple[int, list[str], str]]  # (line, fields, raw line)
     lines: ChunkLines | None = None  # the texts, when each row is one line of the chunk
     replacement_free: bool = False  # no U+FFFD anywhere in the chunk's text
+    newlines: int = 0  # LFs in the chunk (counted once: the next chunk's first line number)
 
     def records(self, part: pl.DataFrame) -> Sequence[object] | pl.Series:
         """Return the original text of each row of ``part`` (a slice of `rows`): the rejects'."""
@@ -45,17 +46,20 @@ class ParsedChunk:
 
 
 class ChunkLines:
-    """A chunk's lines by line number, split only when a record's text is asked for."""
+    """A chunk's lines by line number, split only when a record's text is asked for.
 
-    def __init__(self, text: str, first_line: int) -> None:
-        self._text = text
+    ``data`` is valid UTF-8: only the lines asked for are decoded.
+    """
+
+    def __init__(self, data: bytes, first_line: int) -> None:
+        self._data = data
         self._first = first_line
-        self._lines: list[str] | None = None
+        self._lines: list[bytes] | None = None
 
     def __getitem__(self, line: int) -> str:
         if self._lines is None:
-            self._lines = self._text.split("\n")
-        return self._lines[line - self._first].removesuffix("\r")
+            self._lines = self._data.split(b"\n")
+        return self._lines[line - self._first].removesuffix(b"\r").decode()
 
 
 class _LineTexts(Sequence[str]):
@@ -108,13 +112,22 @@ class RecordChunks:
         while True:
             block = self._stream.read(size)
             size = min(2 * size, CHUNK_BYTES)
-            if block:
-                self._pending += block
-            else:
+            if not block:
                 if self._pending:
                     piece, self._pending = self._pending, b""
                     yield piece
                 return
+            # Usually the block's last newline ends a record: the piece is then copied once,
+            # not joined to what was pending and cut again (each a copy of the whole).
+            end = block.rfind(b"\n")
+            if end != -1:
+                quotes = self._pending.count(self._quote) + block.count(self._quote, 0, end)
+                if quotes % 2 == 0:
+                    piece = b"".join((self._pending, memoryview(block)[: end + 1]))
+                    self._pending = block[end + 1 :]
+                    yield piece
+                    continue
+            self._pending += block
             cut = _boundary(self._pending, self._quote)
             if cut is None:
                 if len(self._pending) >= MAX_PENDING_BYTES:
@@ -172,14 +185,17 @@ def parse_chunk(
         None when a quoted field is unterminated, quoting is irregular, or the chunk has a
         bare CR.
     """
-    try:
-        text = chunk.decode()
-    except UnicodeDecodeError:
+    newlines = chunk.count(b"\n")
+    try:  # valid UTF-8 (checked by Polars, which copies the text once, not thrice)
+        whole = pl.Series([chunk], dtype=pl.Binary).cast(pl.String)
+    except pl.exceptions.ComputeError:
         text = chunk.decode(errors="replace")
     else:
-        simple = _one_record_per_line(chunk, text, first_line, delimiter, quotechar, width)
+        layout = (delimiter, quotechar, width)
+        simple = _one_record_per_line(chunk, whole, first_line, newlines, *layout)
         if simple is not None:
             return simple
+        text = chunk.decode()
     has_cr = b"\r" in chunk
     if has_cr and chunk.count(b"\r") != chunk.count(b"\r\n"):
         return None  # the csv module treats a bare CR as a line end
@@ -243,7 +259,7 @@ def parse_chunk(
         return None
     extra, ragged = _python_rows(lines.filter(~fitting), names, delimiter, quotechar, width)
     rows = pl.concat([parsed, extra]).sort("__line") if extra.height else parsed
-    return ParsedChunk(rows, ragged)
+    return ParsedChunk(rows, ragged, newlines=newlines)
 
 
 def regularly_quoted(piece: bytes, delimiter: str, quotechar: str) -> bool:
@@ -270,28 +286,33 @@ def _regular_lines(delimiter: str, quotechar: str, width: int) -> str:
     q, d = re.escape(quotechar), re.escape(delimiter)
     field = rf"(?:{q}(?:[^{q}\r\n]|{q}{q})*{q}|[^{q}{d}\r\n]*)"
     line = rf"{field}(?:{d}{field}){{{width - 1}}}\r?"
-    return rf"\A(?:{line}\n)*{line}\z"
+    return rf"\A(?:{line}\n)*{line}\n?\z"  # the text's last LF ends its last line
 
 
 def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
-    chunk: bytes, text: str, first_line: int, delimiter: str, quotechar: str, width: int
+    chunk: bytes,
+    whole: pl.Series,
+    first_line: int,
+    newlines: int,
+    delimiter: str,
+    quotechar: str,
+    width: int,
 ) -> ParsedChunk | None:
     """Parse the common chunk in one go, or return None when it is not that simple.
 
     Simple: every line is one record of ``width`` fields, no CR but before a LF, no quote but
-    around a field (one regular expression over the whole text says so). Polars then reads
-    the bytes as they are, and row i is line ``first_line + i``.
+    around a field (one regular expression over the whole text, ``whole``, says so). Polars
+    then reads the bytes as they are, and row i is line ``first_line + i``.
     """
-    body = text.removesuffix("\n")
-    if not body or width < 1 or text.endswith("\r"):
+    if chunk in (b"", b"\n") or width < 1 or chunk.endswith(b"\r"):  # (a tuple: no hashing)
         return None  # nothing to read, or a bare CR at the end
-    if not pl.Series([body]).str.contains(_regular_lines(delimiter, quotechar, width)).item():
+    if not whole.str.contains(_regular_lines(delimiter, quotechar, width)).item():
         return None
     frame = _read_records(chunk, [f"c{i}" for i in range(width)], delimiter, quotechar)
-    count = body.count("\n") + 1
+    count = newlines if chunk.endswith(b"\n") else newlines + 1  # the body's lines
     if frame.height != count or frame.width != width:
         return None
-    lines = ChunkLines(body, first_line)
+    lines = ChunkLines(chunk, first_line)
     frame = frame.with_columns(
         pl.int_range(first_line, first_line + count, dtype=pl.Int64).alias("__line")
     )
@@ -306,7 +327,8 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
         ]
         if blank:
             frame = frame.filter(~pl.col("__line").is_in(blank))
-    return ParsedChunk(frame, [], lines, replacement_free="\ufffd" not in body)
+    replacement_free = not whole.str.contains("\ufffd", literal=True).item()
+    return ParsedChunk(frame, [], lines, replacement_free, newlines)
 
 
 def _polars_rows(
@@ -323,12 +345,17 @@ def _polars_rows(
 
 def _read_records(data: bytes, names: list[str], delimiter: str, quotechar: str) -> pl.DataFrame:
     """Read whole records with Polars: every value a string, as the file has it."""
-    # A header line of our own first: Polars decompresses input that starts with a gzip,
-    # zlib or zstd magic number, and a record may begin with those bytes ("x^", say).
+    # Polars decompresses input that starts with a gzip, zlib or zstd magic number (1f 8b,
+    # 78 xx, 28 b5 2f fd), and a record may begin with those bytes ("x^", say); it skips a
+    # byte-order mark, and without a header it takes the column count from the first line
+    # (an empty one is an error). So only data that starts with a letter (not x), a digit or
+    # the quote character is read as it is; the rest gets a header line of our own first
+    # (prepending it copied every chunk).
+    header = not (data[:1].isalnum() and data[:1] != b"x" or data[:1] == quotechar.encode())
     return pl.read_csv(
-        (delimiter.join(names) + "\n").encode() + data,
-        has_header=True,
-        infer_schema=False,
+        (delimiter.join(names) + "\n").encode() + data if header else data,
+        has_header=header,
+        schema=dict.fromkeys(names, pl.String),
         empty_string_is_null=False,
         separator=delimiter,
         quote_char=quotechar,

@@ -119,20 +119,29 @@ def text_stream(stream: IO[bytes]) -> io.TextIOWrapper:
 
 def stream_of(pieces: Iterable[bytes], buffer_size: int = SNIFF_BYTES * 2) -> io.BufferedReader:
     """Return a buffered stream of the concatenation of ``pieces`` (each of any size)."""
-    source = iter(pieces)
-    left = memoryview(b"")
+    return io.BufferedReader(_Pieces(pieces), buffer_size=buffer_size)
 
-    def read(n: int) -> bytes:
-        nonlocal left
-        while not left:
-            piece = next(source, None)
+
+class _Pieces(io.RawIOBase):
+    """A raw stream of the concatenation of ``pieces``: each byte copied once, into the reader."""
+
+    def __init__(self, pieces: Iterable[bytes]) -> None:
+        self._source = iter(pieces)
+        self._left = memoryview(b"")
+
+    def readable(self) -> bool:  # noqa: D102 (io.RawIOBase's)
+        return True
+
+    def readinto(self, buffer: Any) -> int:  # noqa: D102 (io.RawIOBase's)
+        while not self._left:
+            piece = next(self._source, None)
             if piece is None:
-                return b""
-            left = memoryview(piece)
-        out, left = left[:n].tobytes(), left[n:]
-        return out
-
-    return io.BufferedReader(ReadStream(read), buffer_size=buffer_size)
+                return 0
+            self._left = memoryview(piece)
+        n = min(len(buffer), len(self._left))
+        buffer[:n] = self._left[:n]
+        self._left = self._left[n:]
+        return n
 
 
 def _pieces(stream: IO[bytes], size: int = PIECE_BYTES) -> Iterator[bytes]:
@@ -246,7 +255,7 @@ class LineLimit:
                 self._cut(LongLine(line, len(whole), whole[:RECORD_HEAD_BYTES]))
                 yield b"\n" + piece[first + 1 : last + 1]
             else:
-                yield pending + piece[: last + 1]
+                yield b"".join((pending, memoryview(piece)[: last + 1]))  # one copy, not two
             line += piece.count(b"\n", 0, last + 1)
             pending = piece[last + 1 :]
         if skipped is not None:
