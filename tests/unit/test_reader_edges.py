@@ -131,6 +131,52 @@ def test_parse_chunk_reports_lines_raw_text_and_ragged_rows() -> None:
     assert parse_chunk(b'a,b"c\n', 1, delimiter=",", quotechar='"', width=2) is None
 
 
+@pytest.mark.parametrize(
+    "first",
+    # Read as they are: a letter, a digit, the quote. With a header line of our own first:
+    # compression magic numbers, a byte-order mark, a blank line, anything else.
+    [
+        "d1",
+        "7",
+        '"q,1"',
+        "x^",
+        "x\x01",
+        "\x1f\x8b",
+        "(\xb5/\xfd",
+        "\ufeffd",
+        "",
+        " d",
+        "#d",
+        "-1",
+        ",",
+        "é",
+    ],
+)
+def test_a_chunk_reads_like_the_csv_module_whatever_its_first_bytes(first: str) -> None:
+    text = f"{first},a\r\nd2,b\r\n"
+    chunk = text.encode()
+    parsed = parse_chunk(chunk, 5, delimiter=",", quotechar='"', width=2)
+    lines = text.split("\r\n")[:2]
+    records = [next(csv.reader([line])) for line in lines]
+    kept = [(line, record) for line, record in zip(lines, records, strict=True) if len(record) == 2]
+    assert parsed is not None
+    assert parsed.rows.select("c0", "c1").rows() == [tuple(record) for _, record in kept]
+    assert list(parsed.records(parsed.rows)) == [line for line, _ in kept]
+    assert [(line, fields) for line, fields, _ in parsed.ragged] == [
+        (5 + i, record) for i, record in enumerate(records) if len(record) != 2
+    ]
+    assert parsed.newlines == 2  # the next chunk's first line is 7
+
+
+def test_a_chunk_of_one_field_per_line_keeps_its_blank_lines_out() -> None:
+    # One field per record: an empty line is a blank record, no row (the csv module's rule).
+    for chunk in (b"\na\n\nb\n", b"a\n\nb"):
+        parsed = parse_chunk(chunk, 1, delimiter=",", quotechar='"', width=1)
+        assert parsed is not None
+        assert parsed.rows.get_column("c0").to_list() == ["a", "b"]
+        assert parsed.newlines == chunk.count(b"\n")
+
+
 def test_a_chunk_of_one_record_per_line_is_read_in_one_go() -> None:
     # Regular quoting, CRLF, a quoted delimiter and doubled quotes, a record of blank fields
     # (spaces, and "\x1c", which Python's str.strip takes for whitespace): one Polars read.
