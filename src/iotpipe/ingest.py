@@ -57,7 +57,11 @@ from iotpipe.times import iso_z
 
 Opener = Callable[[], IO[bytes]]
 Progress = Callable[[IngestReport], None]
-PREFETCH_BATCHES = 2
+# Batches read (and cleaned) ahead of their consumer. One is enough to keep every stage busy
+# with 100,000-row batches; more only took CPU from the batch the database waits for
+# (docs/benchmarks.md, twelfth round: 1M rows in time order, 5.07-5.23 s with two, 4.91-4.98 s
+# with one).
+PREFETCH_BATCHES = 1
 CHECK_WORKERS = 2  # batches typed and checked at once (`Cleaner.check`)
 
 
