@@ -8,6 +8,7 @@ import pytest
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
+from iotpipe.clean import Cleaner
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from tests.unit.helpers import NOW, clean_bytes, contract
 
@@ -611,3 +612,19 @@ def test_reject_details_of_timestamps_by_parts_formats_bytes_and_nested_ids() ->
     assert [(r.reason, r.detail) for r in rejected] == [
         ("invalid_device_id", "device_id is an array or object, not one value")
     ]
+
+
+def test_only_number_fields_whose_markers_are_no_numbers_are_read_before_trimming() -> None:
+    # `Cleaner._numbers`: a text Polars reads as a finite number is kept as it is, which is
+    # what trimming and the markers would give only when no marker is a number.
+    fields = [
+        {"name": "v", "type": "number"},
+        {"name": "i", "type": "integer"},
+        {"name": "s", "type": "number", "missingValues": ["-200"]},  # a sentinel
+        {"name": "e", "type": "number", "missingValues": ["1e3"]},
+        {"name": "kind", "type": "category"},
+        {"name": "on", "type": "boolean"},
+    ]
+    assert set(Cleaner(contract(fields=fields))._values.quick) == {"v", "i"}
+    comma = contract(fields=fields, dialect={"decimal": ",", "delimiter": ";"})  # 1,5: a number
+    assert Cleaner(comma)._values.quick == {}

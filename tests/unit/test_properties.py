@@ -19,7 +19,7 @@ from polars.testing import assert_series_equal
 
 from iotpipe.clean import Cleaner
 from iotpipe.errors import SourceFormatError
-from iotpipe.readers import fastcsv, open_records
+from iotpipe.readers import RecordBatch, fastcsv, open_records
 from iotpipe.timestamps import parse_timestamps, timestamp_expr
 from iotpipe.values import marker_spellings
 from tests.budget import examples
@@ -344,6 +344,51 @@ def test_fast_timestamps_equal_the_general_parser(texts: list[str], timezone: st
 
 
 MARKER_TEXT = st.text(alphabet="naNAulLoOe/-?kK\u212a\u0130\u0131 \t", max_size=6)
+
+NUMBER_TEXT = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True).map(repr),
+    st.integers(-(10**20), 10**20).map(str),
+    st.text(alphabet="0123456789.,eE+-_ \t\u00a0naNiIfxX?/", max_size=8),
+    st.sampled_from(["", " 5 ", "nan", "NaN", "-", "N/A", "1e400", "0x10", "-0", ".5", "5."]),
+)
+
+
+@settings(max_examples=examples(300), deadline=None)
+@given(st.lists(st.tuples(NUMBER_TEXT, NUMBER_TEXT), min_size=1, max_size=40))
+def test_numbers_read_before_trimming_equal_trimmed_and_nulled_ones(
+    pairs: list[tuple[str, str]],
+) -> None:
+    # `Cleaner._numbers` reads a number field's texts before trimming them or nulling its
+    # markers; the checked rows (values, texts in the details, nulled counts) are the same
+    # as when every text is trimmed, nulled and parsed. An invalid value of v rejects its
+    # row, one of n is nulled; a marker is a missing value of either.
+    c = contract(
+        fields=[
+            {
+                "name": "v",
+                "type": "number",
+                "on_invalid": "reject",
+                "constraints": {"minimum": -50, "maximum": 1e300},
+            },
+            {"name": "n", "type": "integer", "on_invalid": "null"},
+        ]
+    )
+    n = len(pairs)
+    v, i = [p[0] for p in pairs], [p[1] for p in pairs]
+    batch = RecordBatch(
+        list(range(2, n + 2)),
+        {"device_id": ["d"] * n, "ts": ["2024-01-01T00:00:00Z"] * n, "v": v, "n": i},
+        [f"{a}|{b}" for a, b in pairs],
+    )
+    quick = Cleaner(c, now=NOW)
+    assert set(quick._values.quick) == {"v", "n"}
+    with mock.patch("iotpipe.clean._reads_quickly", return_value=False):
+        slow = Cleaner(c, now=NOW)
+    assert not slow._values.quick
+    got, want = quick.check(batch), slow.check(batch)
+    assert got.kept.to_dicts() == want.kept.to_dicts()
+    assert got.rejected == want.rejected
+    assert got.counters == want.counters
 
 
 @settings(max_examples=examples(300), deadline=None)
