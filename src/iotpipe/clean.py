@@ -109,7 +109,7 @@ class _ValueExprs:
     """
 
     markers: list[pl.Expr]  # every raw column but `quick`'s, its missing markers nulled
-    quick: dict[str, pl.Expr]  # number fields read before trimming (`Cleaner._numbers`)
+    quick: dict[str, tuple[Field, pl.Expr]]  # fields read before trimming (`Cleaner._quick`)
     sentinels: list[pl.Expr]  # each field with numeric markers, those nulled
     parsed: list[pl.Expr]  # ``__p.<field>``: each field's text parsed once
     bad: list[pl.Expr]  # ``__bad.<field>``: the parsed value breaks a check (or is nested)
@@ -270,33 +270,36 @@ class Cleaner:
             )
             for name in (DEVICE_ID, *(f.name for f in self.contract.fields if f.type != "string"))
         ]
-        frame = frame.with_columns(*self._values.markers, *nested, *self._numbers(frame))
+        frame = frame.with_columns(*self._values.markers, *nested, *self._quick(frame))
         if self._values.sentinels:
             frame = frame.with_columns(self._values.sentinels)
         if self.contract.device_value is not None:  # one-device files, or from the path
             frame = frame.with_columns(pl.lit(self.contract.device_value).alias(DEVICE_ID))
         return frame
 
-    def _numbers(self, frame: pl.DataFrame) -> list[pl.Series]:
+    def _quick(self, frame: pl.DataFrame) -> list[pl.Series]:
         """Return the text and ``__p.<field>`` value of each field in `_ValueExprs.quick`.
 
-        A text Polars reads as a finite number has no space around it and is no missing
-        marker (no marker of these fields is a number), so trimming and the markers would
-        leave it as it is: only the other texts are trimmed, nulled and parsed (the same
-        expressions as every other field's). Trimming and the markers of every value cost
-        25 ns a value per column.
+        A text Polars reads as a finite number, or one of a category's values, has no space
+        around it and is no missing marker (`_reads_quickly` says which fields may rely on
+        that), so trimming, the markers and case-folding would leave it as it is: only the
+        other texts are trimmed, nulled and parsed, by the expressions every other field's
+        go through. Trimming and the markers of every value cost 25 ns a value per column.
         """
         out: list[pl.Series] = []
-        for name, nulled in self._values.quick.items():
+        for name, (f, nulled) in self._values.quick.items():
             text = frame.get_column(name)
-            value = text.cast(pl.Float64, strict=False)
-            other = (~value.is_finite()).fill_null(value=True).arg_true()
+            if f.type == "category":  # (a clone: `scatter` changes a Series in place)
+                value, plain = text.clone(), text.is_in(f.enum or ())
+            else:
+                value = text.cast(pl.Float64, strict=False)
+                plain = value.is_finite()
+            other = (~plain).fill_null(value=True).arg_true()
             if other.len():
-                rest = (
-                    frame.select(pl.col(name).gather(other).str.strip_chars()).select(nulled)
-                ).to_series()
-                text = text.scatter(other, rest)
-                value = value.scatter(other, rest.cast(pl.Float64, strict=False))
+                rest = frame.select(pl.col(name).gather(other).str.strip_chars()).select(nulled)
+                text = text.scatter(other, rest.to_series())
+                parsed = rest.select(parse_expr(f, self.contract.dialect.decimal)).to_series()
+                value = value.scatter(other, parsed)
             out.extend((text, value.alias(f"__p.{name}")))
         return out
 
@@ -332,7 +335,9 @@ class Cleaner:
             slot.name: null_markers(slot.name, markers.get(slot.name, contract.missing_values))
             for slot in contract.slots
         }
-        quick = {f.name: nulled[f.name] for f in contract.fields if _reads_quickly(f, contract)}
+        quick = {
+            f.name: (f, nulled[f.name]) for f in contract.fields if _reads_quickly(f, contract)
+        }
         return _ValueExprs(
             markers=[marker for name, marker in nulled.items() if name not in quick],
             quick=quick,
@@ -539,15 +544,20 @@ class Cleaner:
 
 
 def _reads_quickly(f: Field, contract: DataContract) -> bool:
-    """Say whether a field's texts may be read as numbers before trimming and the markers.
+    """Say whether a field's texts may be read before trimming and the markers (`Cleaner._quick`).
 
-    A number or integer field with ``.`` as the decimal mark, none of whose missing
-    markers Polars reads as a finite number (`Cleaner._numbers`).
+    A number or integer field with ``.`` as the decimal mark, none of whose missing markers
+    Polars reads as a finite number; a category with a closed list of values (trimmed by the
+    contract's parser), each its own lowercase and none a missing marker.
     """
+    markers = sorted(f.missing_values)
+    if f.type == "category":
+        values = f.enum or ()
+        return bool(values) and all(v == v.lower() and v not in markers for v in values)
     if f.type not in ("number", "integer") or contract.dialect.decimal != "." or f.sentinels:
         return False
-    markers = pl.Series(sorted(f.missing_values), dtype=pl.String)
-    return not markers.cast(pl.Float64, strict=False).is_finite().any()
+    numbers = pl.Series(markers, dtype=pl.String).cast(pl.Float64, strict=False)
+    return not numbers.is_finite().any()
 
 
 def _zone_faults(

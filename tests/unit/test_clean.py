@@ -614,17 +614,22 @@ def test_reject_details_of_timestamps_by_parts_formats_bytes_and_nested_ids() ->
     ]
 
 
-def test_only_number_fields_whose_markers_are_no_numbers_are_read_before_trimming() -> None:
-    # `Cleaner._numbers`: a text Polars reads as a finite number is kept as it is, which is
-    # what trimming and the markers would give only when no marker is a number.
+def test_only_fields_whose_plain_texts_need_no_trimming_are_read_before_it() -> None:
+    # `Cleaner._quick`: a text Polars reads as a finite number, or one of a category's
+    # values, is kept as it is, which is what trimming, the markers and case-folding would
+    # give only when no marker is a number and the values are plain and no markers.
     fields = [
         {"name": "v", "type": "number"},
         {"name": "i", "type": "integer"},
         {"name": "s", "type": "number", "missingValues": ["-200"]},  # a sentinel
         {"name": "e", "type": "number", "missingValues": ["1e3"]},
-        {"name": "kind", "type": "category"},
+        {"name": "kind", "type": "category", "constraints": {"enum": ["a", "b"]}},
+        {"name": "open", "type": "category"},  # any value
+        {"name": "na", "type": "category", "constraints": {"enum": ["ok", "na"]}},  # a marker
+        # Case-folded, U+13A0 stays a capital: Polars' lowercase of the text would differ.
+        {"name": "up", "type": "category", "constraints": {"enum": ["\u13a0"]}, "encoding": "code"},
         {"name": "on", "type": "boolean"},
     ]
-    assert set(Cleaner(contract(fields=fields))._values.quick) == {"v", "i"}
+    assert set(Cleaner(contract(fields=fields))._values.quick) == {"v", "i", "kind"}
     comma = contract(fields=fields, dialect={"decimal": ",", "delimiter": ";"})  # 1,5: a number
-    assert Cleaner(comma)._values.quick == {}
+    assert set(Cleaner(comma)._values.quick) == {"kind"}

@@ -353,15 +353,22 @@ NUMBER_TEXT = st.one_of(
 )
 
 
+CATEGORY_TEXT = st.one_of(
+    st.sampled_from(["a", "b", "A", " a", "b\t", "na", "NA", "", "c", "\u00a0a"]),
+    st.text(alphabet="abAB \tn", max_size=3),
+)
+
+
 @settings(max_examples=examples(300), deadline=None)
-@given(st.lists(st.tuples(NUMBER_TEXT, NUMBER_TEXT), min_size=1, max_size=40))
-def test_numbers_read_before_trimming_equal_trimmed_and_nulled_ones(
-    pairs: list[tuple[str, str]],
+@given(st.lists(st.tuples(NUMBER_TEXT, NUMBER_TEXT, CATEGORY_TEXT), min_size=1, max_size=40))
+def test_texts_read_before_trimming_equal_trimmed_and_nulled_ones(
+    rows: list[tuple[str, str, str]],
 ) -> None:
-    # `Cleaner._numbers` reads a number field's texts before trimming them or nulling its
-    # markers; the checked rows (values, texts in the details, nulled counts) are the same
-    # as when every text is trimmed, nulled and parsed. An invalid value of v rejects its
-    # row, one of n is nulled; a marker is a missing value of either.
+    # `Cleaner._quick` reads the texts of number fields and closed categories before
+    # trimming them or nulling their markers; the checked rows (values, texts in the
+    # details, nulled counts) are the same as when every text is trimmed, nulled and
+    # parsed. An invalid value of v or kind rejects its row, one of n is nulled; a marker is
+    # a missing value.
     c = contract(
         fields=[
             {
@@ -371,17 +378,23 @@ def test_numbers_read_before_trimming_equal_trimmed_and_nulled_ones(
                 "constraints": {"minimum": -50, "maximum": 1e300},
             },
             {"name": "n", "type": "integer", "on_invalid": "null"},
+            {
+                "name": "kind",
+                "type": "category",
+                "on_invalid": "reject",
+                "constraints": {"enum": ["a", "b"]},
+            },
         ]
     )
-    n = len(pairs)
-    v, i = [p[0] for p in pairs], [p[1] for p in pairs]
+    n = len(rows)
+    columns = {name: [r[i] for r in rows] for i, name in enumerate(["v", "n", "kind"])}
     batch = RecordBatch(
         list(range(2, n + 2)),
-        {"device_id": ["d"] * n, "ts": ["2024-01-01T00:00:00Z"] * n, "v": v, "n": i},
-        [f"{a}|{b}" for a, b in pairs],
+        {"device_id": ["d"] * n, "ts": ["2024-01-01T00:00:00Z"] * n, **columns},
+        ["|".join(r) for r in rows],
     )
     quick = Cleaner(c, now=NOW)
-    assert set(quick._values.quick) == {"v", "n"}
+    assert set(quick._values.quick) == {"v", "n", "kind"}
     with mock.patch("iotpipe.clean._reads_quickly", return_value=False):
         slow = Cleaner(c, now=NOW)
     assert not slow._values.quick
