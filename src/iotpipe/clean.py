@@ -295,11 +295,10 @@ class Cleaner:
         if not quick:
             return []
         if frame.height < QUICK_MIN_ROWS:  # the fixed cost of the calls below outweighs it
-            return self._full(frame, quick)
-        # A few calls for every field at once (a batch of one row paid 1.5 ms for a call
-        # per step and field): each field's values; the rows where any field's text is not
-        # plain; those rows alone through the expressions every other field's go through
-        # (a plain text comes out of them as it went in).
+            return self._full(frame, quick).get_columns()
+        # Two calls find, for every field at once, the values and the rows where some text
+        # is not plain; those rows alone go the full way (a plain text comes out of it as it
+        # went in).
         values = frame.select(
             (pl.col(n) if f.type == "category" else pl.col(n).cast(pl.Float64, strict=False))
             for n, (f, _) in quick.items()
@@ -313,30 +312,24 @@ class Cleaner:
             ).arg_true()
         ).to_series()
         texts = [frame.get_column(name) for name in quick]
-        if other.len():
-            rest = (
-                frame.select(pl.col(list(quick)).gather(other).str.strip_chars())
-                .select(nulled for _, nulled in quick.values())
-                .with_columns(
-                    parse_expr(f, self.contract.dialect.decimal).alias(f"__p.{n}")
-                    for n, (f, _) in quick.items()
-                )
-            )
-            # (clones: `scatter` changes a Series in place, and a category's value is its text)
-            texts = [t.clone().scatter(other, rest.get_column(t.name)) for t in texts]
-            parsed = [
-                values.get_column(n).clone().scatter(other, rest.get_column(f"__p.{n}"))
+        if not other.len():
+            return [*texts, *(v.alias(f"__p.{v.name}") for v in values.get_columns())]
+        rest = self._full(frame.select(pl.col(list(quick)).gather(other)), quick)
+        # (clones: `scatter` changes a Series in place, and a category's value is its text)
+        return [
+            *(t.clone().scatter(other, rest.get_column(t.name)) for t in texts),
+            *(
+                values.get_column(n)
+                .clone()
+                .scatter(other, rest.get_column(f"__p.{n}"))
+                .alias(f"__p.{n}")
                 for n in quick
-            ]
-        else:
-            parsed = values.get_columns()
-        return [*texts, *(v.alias(f"__p.{v.name}") for v in parsed)]
+            ),
+        ]
 
-    def _full(
-        self, frame: pl.DataFrame, quick: dict[str, tuple[Field, pl.Expr]]
-    ) -> list[pl.Series]:
-        """Return what `_quick` returns, every text trimmed, nulled and parsed."""
-        rest = (
+    def _full(self, frame: pl.DataFrame, quick: dict[str, tuple[Field, pl.Expr]]) -> pl.DataFrame:
+        """Return every text of ``quick``'s fields trimmed and nulled, and its ``__p.`` value."""
+        return (
             frame.select(pl.col(list(quick)).str.strip_chars())
             .select(nulled for _, nulled in quick.values())
             .with_columns(
@@ -344,7 +337,6 @@ class Cleaner:
                 for n, (f, _) in quick.items()
             )
         )
-        return rest.get_columns()
 
     def _typed(self, raw: pl.DataFrame) -> pl.DataFrame:
         # Eager steps: timestamps first (`parse_timestamps` picks the rows that need the
