@@ -295,7 +295,7 @@ class Cleaner:
         if not quick:
             return []
         if frame.height < QUICK_MIN_ROWS:  # the fixed cost of the calls below outweighs it
-            return self._full(frame, quick).get_columns()
+            return self._full(frame).get_columns()
         # Two calls find, for every field at once, the values and the rows where some text
         # is not plain; those rows alone go the full way (a plain text comes out of it as it
         # went in).
@@ -314,7 +314,7 @@ class Cleaner:
         texts = [frame.get_column(name) for name in quick]
         if not other.len():
             return [*texts, *(v.alias(f"__p.{v.name}") for v in values.get_columns())]
-        rest = self._full(frame.select(pl.col(list(quick)).gather(other)), quick)
+        rest = self._full(frame.select(pl.col(list(quick)).gather(other)))
         # (clones: `scatter` changes a Series in place, and a category's value is its text)
         return [
             *(t.clone().scatter(other, rest.get_column(t.name)) for t in texts),
@@ -327,8 +327,9 @@ class Cleaner:
             ),
         ]
 
-    def _full(self, frame: pl.DataFrame, quick: dict[str, tuple[Field, pl.Expr]]) -> pl.DataFrame:
-        """Return every text of ``quick``'s fields trimmed and nulled, and its ``__p.`` value."""
+    def _full(self, frame: pl.DataFrame) -> pl.DataFrame:
+        """Return every text of the quick fields trimmed and nulled, and its ``__p.`` value."""
+        quick = self._values.quick
         return (
             frame.select(pl.col(list(quick)).str.strip_chars())
             .select(nulled for _, nulled in quick.values())

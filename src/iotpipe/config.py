@@ -26,9 +26,9 @@ ENV_REJECTED_PREFIX = "IOTPIPE_REJECTED_PREFIX"
 ENV_REPORTS_PREFIX = "IOTPIPE_REPORTS_PREFIX"
 ENV_QUARANTINE_PREFIX = "IOTPIPE_QUARANTINE_PREFIX"
 ENV_BATCH_ROWS = "IOTPIPE_BATCH_ROWS"
-# Rows per batch (`iotpipe.readers.DEFAULT_BATCH_ROWS`, which this module does not import):
-# a whole 8 MB chunk of a typical file is one batch; each batch costs about 10 ms of fixed
-# work to clean (docs/benchmarks.md, twelfth round).
+# Rows per batch (also `iotpipe.readers.DEFAULT_BATCH_ROWS`): a whole 8 MB chunk of a
+# typical CSV (70,000 rows of 120 bytes) is one batch; cleaning a batch costs about 10 ms
+# besides its rows (docs/benchmarks.md, twelfth round).
 BATCH_ROWS = 100_000
 ENV_INPUT_BUCKETS = "IOTPIPE_INPUT_BUCKETS"  # comma-separated; empty: any bucket
 ENV_INPUT_PREFIX = "IOTPIPE_INPUT_PREFIX"

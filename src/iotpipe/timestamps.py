@@ -172,7 +172,8 @@ def _canonical(texts: pl.Series, *, zoned: bool) -> pl.Series:
     )
     # The fraction's digits: from after the '.' to the zone (a regular expression cost
     # five times as much).
-    zone = (pl.when(text.str.ends_with("Z")).then(1).otherwise(6)) if zoned else pl.lit(0)
+    utc = text.str.ends_with("Z")
+    zone = pl.when(utc).then(1).otherwise(6) if zoned else pl.lit(0)
     digits = text.str.slice(20, text.str.len_bytes() - 20 - zone)
     fraction = pl.when(text.str.slice(19, 1) == ".").then(digits)
     micros = fraction.str.pad_end(6, "0").str.slice(0, 6).cast(pl.Int64).fill_null(0)
@@ -183,9 +184,7 @@ def _canonical(texts: pl.Series, *, zoned: bool) -> pl.Series:
             offset.str.slice(1, 2).cast(pl.Int64, strict=False) * 60
             + offset.str.slice(4, 2).cast(pl.Int64, strict=False)
         )
-        stamp = stamp - pl.duration(
-            minutes=pl.when(text.str.ends_with("Z")).then(0).otherwise(minutes)
-        )
+        stamp = stamp - pl.duration(minutes=pl.when(utc).then(0).otherwise(minutes))
     return texts.alias("t").to_frame().select(stamp.alias(texts.name)).to_series()
 
 

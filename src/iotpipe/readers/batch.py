@@ -9,15 +9,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 import polars as pl
 
+from iotpipe.config import BATCH_ROWS
 from iotpipe.contract import Slot
 from iotpipe.errors import MissingColumnError, SourceFormatError
 from iotpipe.model import RejectedRow
 
 Format = Literal["csv", "ndjson", "parquet"]
 
-# A whole 8 MB chunk of a typical CSV (70,000 rows of 120 bytes) is one batch: cleaning a
-# batch costs about 10 ms besides its rows (docs/benchmarks.md, twelfth round).
-DEFAULT_BATCH_ROWS = 100_000
+DEFAULT_BATCH_ROWS = BATCH_ROWS  # the settings' default (`iotpipe.config`)
 DEFAULT_BATCH_BYTES = 32 * 1024 * 1024
 MALFORMED_ROW = "malformed_row"
 MALFORMED_JSON = "malformed_json"
