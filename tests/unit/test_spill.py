@@ -62,12 +62,11 @@ def test_the_merge_keeps_each_keys_latest_row_in_key_order(
         for d, t, v in piece.select(DEVICE_ID, TS, "v").iter_rows()
     ]
     assert got == sorted(expected.items())  # once per key, in order, the last run's value
-    assert all(piece.height >= chunk for piece in pieces[:-1])  # about chunk rows at a time
-    # ... and cut as soon as they reach it: one merge step (what the runs hold, each under
-    # its share plus a block) at most beyond.
-    step = len(runs) * (max(3, 10 // max(1, len(runs))) + 3)
-    assert all(piece.height < chunk + step for piece in pieces)
-    assert all(piece.height for piece in pieces)
+    # chunk rows at a time, the first an eighth of that (the load waiting for it starts
+    # sooner), the last what is left
+    sizes = [max(1, chunk // 8)] + [chunk] * len(pieces)
+    assert [piece.height for piece in pieces[:-1]] == sizes[: len(pieces) - 1]
+    assert all(0 < piece.height <= size for piece, size in zip(pieces, sizes, strict=False))
     assert all("__iotpipe_run" not in piece.columns for piece in pieces)
     event(f"runs: {min(len(runs), 5)}+" if len(runs) >= 5 else f"runs: {len(runs)}")
 
@@ -142,14 +141,14 @@ def test_a_runs_cursor_holds_its_share_and_one_block_at_most(
 ) -> None:
     # The rest of a run stays on disk: memory is bounded by the merge's share per run.
     directory = tmp_path_factory.mktemp("blocks")
-    paths, n = [], 0
-    for i, size in enumerate(blocks):
-        frame(dict.fromkeys((("d", n + j) for j in range(size)), i)).write_ipc_stream(
-            directory / f"{i:03d}.arrows"
-        )
-        paths.append(directory / f"{i:03d}.arrows")
-        n += size
-    cursor = spill._Cursor(paths, hold)
+    path, parts, n = directory / "run.arrows", [], 0
+    with path.open("wb") as handle:  # one file of blocks, as a run is kept
+        for i, size in enumerate(blocks):
+            start = handle.tell()
+            frame(dict.fromkeys((("d", n + j) for j in range(size)), i)).write_ipc_stream(handle)
+            parts.append(spill._Block(path, start, handle.tell() - start))
+            n += size
+    cursor = spill._Cursor(parts, hold)
     seen = 0
     while True:
         held = cursor._head.height

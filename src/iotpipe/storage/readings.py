@@ -12,7 +12,7 @@ import math
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from iotpipe.contract import DEVICE_ID, TS, DataContract
 from iotpipe.model import Bucket, ReadingsQuery
+from iotpipe.prefetch import prefetched
 from iotpipe.stats import NumericStats
 from iotpipe.storage.database import Database
 from iotpipe.storage.dialect import SqlDialect, quote
@@ -157,10 +158,10 @@ class FileLoad:
     (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
 
     The work a batch needs before its statement - sorting, judging whether it is behind, and
-    the bulk path's own form of it (LOAD DATA's CSV file) - runs in a worker thread while the
-    batch before it is written, so the server is not kept waiting for it. The connection is
-    used by the caller's thread only: a batch is written during the next `upsert` or in
-    `finish`.
+    the bulk path's own form of it (LOAD DATA's CSV file), or the run it is kept in - runs in
+    a worker thread while the batch before it is written, so the server is not kept waiting
+    for it (nor the caller, for a run). The connection is used by the caller's thread only: a
+    batch is written during the next `upsert` or in `finish`.
 
     Parameters
     ----------
@@ -238,8 +239,15 @@ class FileLoad:
         """
         self._write_pending()
         if self._runs is not None:
-            for ready in self._ahead(self._runs.merged(self._batch_rows)):
-                self._written(ready)
+            # Merged, staged and written, each in its own thread, a piece or two ahead.
+            pieces = self._runs.merged(self._batch_rows)
+            staged = prefetched(map(self._staged, pieces), 2, "iotpipe-stage-runs")
+            try:
+                for ready in staged:
+                    self._written(ready)
+            finally:  # both threads stopped before `close` removes what they write
+                staged.close()
+                pieces.close()
         self.close()
         self._mark_loaded(report)
         self.finished = True
@@ -256,10 +264,10 @@ class FileLoad:
             self._runs.close()
 
     def _prepare(self, rows: pl.DataFrame) -> _Ready:
-        """Sort a batch by key, judge it, and stage it (in the worker; no connection).
+        """Sort a batch by key, judge it, and stage it or keep it in a run (in the worker).
 
         Batches are prepared one at a time, in the order they were taken, so the frontier
-        holds every batch before this one.
+        holds every batch before this one, and the runs are kept in the file's order.
         """
         # Once a batch is behind, the rest of the file is spilled: no more judging.
         behind = self._spilling or self._behind(rows)
@@ -267,41 +275,27 @@ class FileLoad:
             self._advance(rows)
         self._spilling = behind
         rows = rows.sort(DEVICE_ID, TS)
-        if behind:  # the batch goes to a run, not to the table
-            return _Ready(rows, None, behind)
-        return self._staged(rows)
+        if not behind:
+            return self._staged(rows)
+        if self._runs is None:  # the worker's own until the last batch was taken
+            from iotpipe.storage.spill import SpilledRuns
 
-    def _ahead(self, chunks: Iterable[pl.DataFrame]) -> Iterator[_Ready]:
-        """Yield ``chunks`` prepared, each one prepared while the one before it is written."""
-        assert self._worker is not None  # runs exist only after a batch was taken
-        pending: Future[_Ready] | None = None
-        for chunk in chunks:
-            ahead = self._worker.submit(self._staged, chunk)
-            if pending is not None:
-                yield pending.result()
-            pending = ahead
-        if pending is not None:
-            yield pending.result()
+            self._runs = SpilledRuns(self._spill_dir)
+        self._runs.add(rows)  # a run, not the table
+        return _Ready(rows, None, behind)
 
     def _staged(self, rows: pl.DataFrame) -> _Ready:
-        """Stage rows already in key order (in the worker, which alone makes the directory)."""
+        """Stage rows in key order (one thread at a time: the worker, then the merge's)."""
         if self._staging is None:
             self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
         return _Ready(rows, self._bulk.stage(rows, self._staging))
 
     def _write_pending(self) -> None:
-        """Write the batch taken last (or keep it in a run, once the file is out of order)."""
+        """Write the batch taken last (unless it went to a run: the file is out of order)."""
         if self._pending is None:
             return
         ready, self._pending = self._pending.result(), None
-        if self._runs is None and ready.behind:
-            from iotpipe.storage.spill import SpilledRuns
-
-            self._runs = SpilledRuns(self._spill_dir)
-        if self._runs is not None:
-            self._runs.add(ready.rows)
-            _discard(ready.staged)
-        else:
+        if not ready.behind:
             self._written(ready)
 
     def _written(self, ready: _Ready) -> None:

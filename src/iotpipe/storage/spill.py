@@ -8,8 +8,8 @@ slower than the same rows in key order (docs/benchmarks.md).
 
 `FileLoad` watches each batch: once most of a batch's rows fall behind what was already
 written for their devices, the rest of the file is not written as it comes but kept here as
-*runs* - each batch, sorted and with one row per key, in small lz4-compressed Arrow IPC
-stream blocks in a temporary directory - and merged in key order at the end, still inside the
+*runs* - each batch, sorted and with one row per key, a file of small lz4-compressed Arrow
+IPC stream blocks in a temporary directory - and merged in key order at the end, still inside the
 file's one transaction. Memory stays bounded: each run's cursor holds its share of
 `MERGE_ROWS` (at least a block) plus at most one block more, so past 200 runs the merge holds
 two blocks per run. A key in several runs keeps its row from the latest run: the last row in
@@ -21,7 +21,8 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,9 +32,9 @@ from iotpipe.prefetch import prefetched
 if TYPE_CHECKING:
     import polars as pl
 
-# Rows per block file. Measured at 4M rows in random order (80 runs): peak RSS 586 MB with
-# 2,500-row IPC files, 460 MB with 1,000-row blocks; IPC streams make the smaller blocks
-# cheaper to write and read than the larger files were (docs/benchmarks.md).
+# Rows per block (a run is one file of blocks). Measured at 4M rows in random order (80 runs):
+# peak RSS 586 MB with 2,500-row IPC files, 460 MB with 1,000-row blocks; IPC streams make the
+# smaller blocks cheaper to write and read than the larger files were (docs/benchmarks.md).
 BLOCK_ROWS = 1_000
 MERGE_ROWS = 200_000  # rows the merge holds at once, over all runs
 RUN = "__iotpipe_run"  # the run a row came from (later runs win)
@@ -51,27 +52,34 @@ class SpilledRuns:
 
     def __init__(self, directory: str | None = None) -> None:
         self._dir = Path(tempfile.mkdtemp(prefix="iotpipe-runs-", dir=directory))
-        self._runs: list[list[Path]] = []
+        self._runs: list[list[_Block]] = []
 
     def add(self, rows: pl.DataFrame) -> None:
-        """Keep a run: ``rows`` sorted by key, one row per key."""
+        """Keep a run: ``rows`` sorted by key, one row per key.
+
+        The run is one file: its blocks are IPC streams written one after another, and the
+        run remembers where each starts (a file per block cost twice the CPU to write).
+        """
         import polars as pl
 
         number = len(self._runs)
         rows = rows.with_columns(pl.lit(number, dtype=pl.Int32).alias(RUN))
+        path = self._dir / f"{number:06d}.arrows"
         blocks = []
-        for i, start in enumerate(range(0, rows.height, BLOCK_ROWS)):
-            path = self._dir / f"{number:06d}-{i:06d}.arrows"
-            rows.slice(start, BLOCK_ROWS).write_ipc_stream(path, compression="lz4")
-            blocks.append(path)
+        with path.open("wb") as handle:
+            for start in range(0, rows.height, BLOCK_ROWS):
+                offset = handle.tell()
+                rows.slice(start, BLOCK_ROWS).write_ipc_stream(handle, compression="lz4")
+                blocks.append(_Block(path, offset, handle.tell() - offset))
         if blocks:
             self._runs.append(blocks)
 
-    def merged(self, chunk_rows: int) -> Iterator[pl.DataFrame]:
-        """Yield every kept row once per key, in key order, about ``chunk_rows`` at a time.
+    def merged(self, chunk_rows: int) -> Generator[pl.DataFrame, None, None]:
+        """Yield every kept row once per key, in key order, ``chunk_rows`` at a time.
 
-        The merge runs in a worker thread one chunk ahead, so it overlaps the writes of the
-        chunks already yielded (Polars releases the GIL while it works).
+        The first piece is an eighth of that: the ordered load, which waits for it, starts
+        sooner. The merge runs in a worker thread one chunk ahead, so it overlaps the writes
+        of the chunks already yielded (Polars releases the GIL while it works).
         """
         return prefetched(self._merge(chunk_rows), 2, "iotpipe-merge")
 
@@ -80,6 +88,7 @@ class SpilledRuns:
 
         per_run = max(BLOCK_ROWS, MERGE_ROWS // max(1, len(self._runs)))
         cursors = [_Cursor(blocks, per_run) for blocks in self._runs]
+        size = max(1, chunk_rows // 8)
         pending: list[pl.DataFrame] = []
         held = 0
         while cursors:
@@ -98,20 +107,38 @@ class SpilledRuns:
                 pending.append(step)
                 held += step.height
             cursors = [c for c in cursors if not c.exhausted]
-            if held >= chunk_rows or not cursors:
-                if pending:
-                    yield pl.concat(pending)
-                pending, held = [], 0
+            while held >= size or (held and not cursors):
+                rows = pl.concat(pending) if len(pending) > 1 else pending[0]
+                yield rows.head(size)
+                rest = rows.slice(size)
+                pending, held = ([rest], rest.height) if rest.height else ([], 0)
+                size = chunk_rows
 
     def close(self) -> None:
         """Remove the runs."""
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
+@dataclass(frozen=True)
+class _Block:
+    """Where one block of a run is: ``size`` bytes at ``offset`` of the run's file."""
+
+    path: Path
+    offset: int
+    size: int
+
+    def read(self) -> pl.DataFrame:
+        import polars as pl
+
+        with self.path.open("rb") as handle:  # read, not mapped
+            handle.seek(self.offset)
+            return pl.read_ipc_stream(handle.read(self.size))
+
+
 class _Cursor:
     """The next rows of one run: up to ``hold`` rows in memory, the rest on disk."""
 
-    def __init__(self, blocks: list[Path], hold: int) -> None:
+    def __init__(self, blocks: list[_Block], hold: int) -> None:
         import polars as pl
 
         self._blocks = list(reversed(blocks))
@@ -154,7 +181,7 @@ class _Cursor:
         parts = [self._head] if self._head.height else []
         held = self._head.height
         while self._blocks and held < self._hold:
-            block = pl.read_ipc_stream(self._blocks.pop().read_bytes())  # read, not mapped
+            block = self._blocks.pop().read()
             parts.append(block)
             held += block.height
         if parts:
