@@ -32,6 +32,9 @@ def parse(values: list[str | None], tz: str = "UTC") -> list[dt.datetime | None]
         ("2024-03-05T06:07:08.250Z", UTC_2024.replace(microsecond=250000)),
         ("2024-03-05T06:07:08,5Z", UTC_2024.replace(microsecond=500000)),
         ("2024-03-05T06:07:08.123456789Z", UTC_2024.replace(microsecond=123456)),
+        # A fraction without a zone: the same digits, read to the end of the text.
+        ("2024-03-05 06:07:08.250", UTC_2024.replace(microsecond=250000)),
+        ("2024-03-05T06:07:08.123456789", UTC_2024.replace(microsecond=123456)),
         ("2024-03-05T08:07:08+02:00", UTC_2024),
         ("2024-03-05T08:07:08+0200", UTC_2024),
         ("2024-03-05T01:07:08-05", UTC_2024),
