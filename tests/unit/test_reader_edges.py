@@ -198,6 +198,18 @@ def test_a_chunk_of_one_record_per_line_is_read_in_one_go() -> None:
         assert again is None or again.lines is None, other
 
 
+def test_a_last_chunk_without_a_final_newline_is_read_in_one_go() -> None:
+    # Many loggers end a file without one: its last line is a record all the same.
+    parsed = parse_chunk(b"a,1\nb,2\nc,3", 4, delimiter=",", quotechar='"', width=2)
+    assert parsed is not None and parsed.lines is not None  # the one-read path
+    assert parsed.rows.select("c0", "c1", "__line").rows() == [
+        ("a", "1", 4),
+        ("b", "2", 5),
+        ("c", "3", 6),
+    ]
+    assert parsed.newlines == 2
+
+
 def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fastcsv, "FIRST_CHUNK_BYTES", 8)
     monkeypatch.setattr(fastcsv, "CHUNK_BYTES", 32)

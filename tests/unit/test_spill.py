@@ -37,6 +37,9 @@ def frame(run: dict[tuple[str, int], int]) -> pl.DataFrame:
 
 @settings(max_examples=150, deadline=None)
 @given(runs=runs_strategy, chunk=st.integers(1, 30))
+@example(  # a first merge step one row short of the first piece: no piece is cut yet
+    runs=[{("a", i): 0 for i in range(9)}, {("b", i): 1 for i in range(9)}], chunk=56
+)
 @example(  # three runs of disjoint keys: every merge step is smaller than a chunk
     runs=[{(device, i): n for i in range(25)} for n, device in enumerate("abc")], chunk=30
 )
@@ -132,6 +135,68 @@ def test_only_a_file_out_of_time_order_is_spilled_and_either_way_rows_arrive_sor
         assert rest.equals(rest.sort(DEVICE_ID, TS))
     assert all(w.equals(w.sort(DEVICE_ID, TS)) for w in bulk.written)
     assert list(tmp_path.iterdir()) == []  # the runs are gone
+
+
+def test_the_merge_yields_each_piece_once_it_has_the_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Memory stays bounded: a piece leaves as soon as the merge steps so far hold its rows,
+    # not once every run is read. Eight interleaved runs make steps smaller than a piece.
+    monkeypatch.setattr(spill, "BLOCK_ROWS", 3)
+    monkeypatch.setattr(spill, "MERGE_ROWS", 10)
+    spilled = spill.SpilledRuns(str(tmp_path))
+    for run in range(8):
+        spilled.add(frame({("a", 8 * i + run): run for i in range(30)}))
+    blocks = sum(len(run) for run in spilled._runs)
+    read = spill._Block.read
+    reads: list[int] = []
+
+    def counted(block: Any) -> pl.DataFrame:
+        reads.append(1)
+        return read(block)
+
+    monkeypatch.setattr(spill._Block, "read", counted)
+    pieces = spilled._merge(200)
+    assert next(pieces).height == 25  # the first piece, an eighth of the chunk
+    assert len(reads) < blocks / 2
+    assert sum(piece.height for piece in pieces) == 8 * 30 - 25
+    spilled.close()
+
+
+def test_a_runs_blocks_tile_its_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each block is read by its own bytes alone: offsets from 0, each where the last ended.
+    monkeypatch.setattr(spill, "BLOCK_ROWS", 4)
+    spilled = spill.SpilledRuns(str(tmp_path))
+    spilled.add(frame({("a", i): i for i in range(10)}))
+    (blocks,) = spilled._runs
+    assert [b.offset for b in blocks] == [0, *(b.offset + b.size for b in blocks[:-1])]
+    assert {b.path for b in blocks} == {blocks[0].path}
+    assert blocks[-1].offset + blocks[-1].size == blocks[0].path.stat().st_size
+    sizes: list[int] = []
+    opened = Path.open
+
+    class Counted:  # a file that notes how many bytes each read returns
+        def __init__(self, handle: Any) -> None:
+            self.handle = handle
+
+        def __enter__(self) -> Counted:
+            return self
+
+        def __exit__(self, *exc: object) -> None:
+            self.handle.close()
+
+        def seek(self, offset: int) -> int:
+            return int(self.handle.seek(offset))
+
+        def read(self, size: int = -1) -> bytes:
+            data = bytes(self.handle.read(size))
+            sizes.append(len(data))
+            return data
+
+    monkeypatch.setattr(Path, "open", lambda path, *a, **k: Counted(opened(path, *a, **k)))
+    assert [b.read().height for b in blocks] == [4, 4, 2]
+    assert sizes == [b.size for b in blocks]  # not the rest of the file each time
+    spilled.close()
 
 
 @settings(max_examples=60, deadline=None)
