@@ -18,8 +18,9 @@ Usage::
     scripts/mutation storage --sample 100 # 100 untested mutants drawn at random (seeded)
 
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
-scripts/test) rejected it, or it timed out; the surviving mutants explained as equivalent are
-listed with the reason in ``tests/mutation_equivalent.txt``; every other survivor is printed.
+scripts/test) rejected it, it timed out, or the tests' process crashed; the surviving
+mutants explained as equivalent are listed with the reason in
+``tests/mutation_equivalent.txt``; every other survivor is printed.
 Mutants a stopped run did not reach, and mutants of functions no test of the group's
 selection runs ("no tests": they belong to other features, tested by other files), are counted
 apart; "tested" is the rest. The score is killed / (tested - equivalent).
@@ -123,7 +124,9 @@ GROUPS = {
         ],
     ),
 }
-KILLED = {"killed", "caught by type check", "timeout"}
+# "segfault": the tests' process died under the mutant (one that loops, taking memory, say):
+# the test run fails, so the mutant is noticed, as a timeout is.
+KILLED = {"killed", "caught by type check", "timeout", "segfault"}
 # What the tests read besides the package and the tests (mutmut copies only what it is told).
 ALSO_COPY = [
     "contracts",

@@ -233,6 +233,22 @@ def test_record_chunks_end_at_record_boundaries(monkeypatch: pytest.MonkeyPatch)
     assert b"".join(pieces) == unending
 
 
+@pytest.mark.parametrize("size", [2, 3, 5, 7, 11])
+def test_record_chunks_end_at_record_boundaries_whatever_the_reads(
+    size: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Reads that end inside a quoted line break (an odd count of quotes before the block's last
+    # newline: 1 or 3) or hold no newline at all (a record longer than a read).
+    monkeypatch.setattr(fastcsv, "FIRST_CHUNK_BYTES", size)
+    monkeypatch.setattr(fastcsv, "CHUNK_BYTES", size)
+    data = b'a,"x"\nb,"y\nz"\nc,"p""\nq"\n' + b"d," + b"w" * 40 + b"\ne,1\n"
+    pieces = list(RecordChunks(b"", io.BufferedReader(io.BytesIO(data)), b'"'))
+    assert b"".join(pieces) == data
+    for piece in pieces:
+        assert piece.endswith(b"\n") and piece.count(b'"') % 2 == 0, pieces
+        list(csv.reader(io.StringIO(piece.decode(), newline=""), strict=True))
+
+
 def test_parquet_nested_values_and_rejected_rows_read_as_compact_json(tmp_path: Path) -> None:
     at = dt.datetime(2024, 5, 6, 7, 8, 9)
     frame = pl.DataFrame(
