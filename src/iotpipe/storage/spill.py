@@ -9,8 +9,8 @@ slower than the same rows in key order (docs/benchmarks.md).
 `FileLoad` watches each batch: once most of a batch's rows fall behind what was already
 written for their devices, the rest of the file is not written as it comes but kept here as
 *runs* - each batch, sorted and with one row per key, a file of small lz4-compressed Arrow
-IPC stream blocks in a temporary directory - and merged in key order at the end, still inside the
-file's one transaction. Memory stays bounded: each run's cursor holds its share of
+IPC stream blocks in a temporary directory - and merged in key order at the end, still inside
+the file's one transaction. Memory stays bounded: each run's cursor holds its share of
 `MERGE_ROWS` (at least a block) plus at most one block more, so past 200 runs the merge holds
 two blocks per run. A key in several runs keeps its row from the latest run: the last row in
 the file wins, as it does when rows are written as they come.
@@ -78,8 +78,8 @@ class SpilledRuns:
         """Yield every kept row once per key, in key order, ``chunk_rows`` at a time.
 
         The first piece is an eighth of that: the ordered load, which waits for it, starts
-        sooner. The merge runs in a worker thread one chunk ahead, so it overlaps the writes
-        of the chunks already yielded (Polars releases the GIL while it works).
+        sooner. The merge runs in a worker thread up to two pieces ahead, so it overlaps the
+        writes of the pieces already yielded (Polars releases the GIL while it works).
         """
         return prefetched(self._merge(chunk_rows), 2, "iotpipe-merge")
 
