@@ -187,7 +187,7 @@ def parse_chunk(
     """
     newlines = chunk.count(b"\n")
     try:  # valid UTF-8 (checked by Polars, which copies the text once, not thrice)
-        whole = pl.Series([chunk], dtype=pl.Binary).cast(pl.String)
+        whole = _text_series(chunk)
     except pl.exceptions.ComputeError:
         text = chunk.decode(errors="replace")
     else:
@@ -202,7 +202,7 @@ def parse_chunk(
     if text.endswith("\n"):
         text = text[:-1]
     lines = (
-        pl.DataFrame({"__raw": pl.Series([text]).str.split("\n").explode()})
+        pl.DataFrame({"__raw": _text_series(text).str.split("\n").head(1).explode()})
         .with_row_index("__line", offset=first_line)
         .with_columns(
             pl.col("__line").cast(pl.Int64),
@@ -262,6 +262,17 @@ def parse_chunk(
     return ParsedChunk(rows, ragged, newlines=newlines)
 
 
+def _text_series(text: bytes | str) -> pl.Series:
+    """Return a String Series whose first value is ``text`` (bytes: checked to be UTF-8).
+
+    A second, empty value follows it: Polars takes a one-value Series into an expression as a
+    constant and copies that value three times per call (a chunk's 8 MB each time).
+    """
+    if isinstance(text, bytes):
+        return pl.Series([text, b""], dtype=pl.Binary).cast(pl.String)
+    return pl.Series([text, ""], dtype=pl.String)
+
+
 def regularly_quoted(piece: bytes, delimiter: str, quotechar: str) -> bool:
     """Tell whether every quote of ``piece`` stands around a field (doubled inside it).
 
@@ -269,7 +280,7 @@ def regularly_quoted(piece: bytes, delimiter: str, quotechar: str) -> bool:
     a piece cut that way ends where a record does. Fields may hold line ends.
     """
     text = piece.decode(errors="replace")
-    return bool(pl.Series([text]).str.contains(_regular_records(delimiter, quotechar)).item())
+    return bool(_text_series(text).str.contains(_regular_records(delimiter, quotechar))[0])
 
 
 @functools.lru_cache(maxsize=16)
@@ -301,12 +312,12 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
     """Parse the common chunk in one go, or return None when it is not that simple.
 
     Simple: every line is one record of ``width`` fields, no CR but before a LF, no quote but
-    around a field (one regular expression over the whole text, ``whole``, says so). Polars
-    then reads the bytes as they are, and row i is line ``first_line + i``.
+    around a field (one regular expression over the whole text, the first value of ``whole``,
+    says so). Polars then reads the bytes as they are, and row i is line ``first_line + i``.
     """
     if chunk in (b"", b"\n") or width < 1 or chunk.endswith(b"\r"):  # (a tuple: no hashing)
         return None  # nothing to read, or a bare CR at the end
-    if not whole.str.contains(_regular_lines(delimiter, quotechar, width)).item():
+    if not whole.str.contains(_regular_lines(delimiter, quotechar, width))[0]:
         return None
     frame = _read_records(chunk, [f"c{i}" for i in range(width)], delimiter, quotechar)
     count = newlines if chunk.endswith(b"\n") else newlines + 1  # the body's lines
@@ -327,7 +338,7 @@ def _one_record_per_line(  # noqa: PLR0917 (private; parse_chunk's arguments)
         ]
         if blank:
             frame = frame.filter(~pl.col("__line").is_in(blank))
-    replacement_free = not whole.str.contains("\ufffd", literal=True).item()
+    replacement_free = not whole.str.contains("\ufffd", literal=True)[0]
     return ParsedChunk(frame, [], lines, replacement_free, newlines)
 
 
