@@ -40,7 +40,8 @@ class RecordBatch:
     Attributes
     ----------
     lines
-        The starting line number of each well-formed record.
+        The starting line number of each well-formed record (a Series from the fast CSV
+        path: it goes on to the cleaner's frame as it is).
     columns
         Slot name -> raw string values (``None`` where the record has no such value).
     records
@@ -57,7 +58,7 @@ class RecordBatch:
         so the cleaner need not look for it.
     """
 
-    lines: list[int]
+    lines: Sequence[int] | pl.Series
     columns: Mapping[str, Sequence[str | None] | pl.Series]
     records: Sequence[object] | pl.Series
     rejected: list[RejectedRow] = field(default_factory=list)

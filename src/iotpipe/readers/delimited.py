@@ -203,7 +203,7 @@ def _frame_batches(
         mine = [r for r in rejected if r.line > previous_high and (last or r.line <= high)]
         previous_high = high
         yield RecordBatch(
-            lines.to_list(),
+            lines,
             {slot: part.get_column(f"c{index}") for slot, index in resolved.items()},
             parsed.records(part),
             mine,
