@@ -334,7 +334,11 @@ def main() -> None:
 
     messy = messy_file(args.dir, args.rows, args.generator, args.order, gzip=args.gzip)
     clean = args.dir / f"{messy.name}.clean.csv"
-    if not clean.exists() or clean.stat().st_mtime < messy.stat().st_mtime:
+    # Made again when the messy file or the code that writes LOAD DATA's form is newer.
+    from iotpipe.storage import mysql
+
+    newest = max(messy.stat().st_mtime, Path(mysql.__file__).stat().st_mtime)
+    if not clean.exists() or clean.stat().st_mtime < newest:
         prepare_clean_csv(messy, clean)
     rounds: dict[str, list[dict[str, float]]] = {}
     for n in range(args.repeat):

@@ -320,3 +320,49 @@ def test_category_codes_are_committed_apart_from_the_load(mariadb_url: str, tmp_
     assert codes_seen[0] > 0  # the first batch's codes, visible while its load is open
     assert rows_seen == [0] * len(rows_seen)  # the rows themselves only at the commit
     assert codes_seen[-1] == scalar(mariadb_url, "SELECT COUNT(*) FROM iotpipe_categories")
+
+
+def test_the_load_file_keeps_every_double_and_time_exactly(mariadb_url: str) -> None:
+    # A float column of whole numbers is written as integers, a time without a fraction of a
+    # second without one: MariaDB must read back the very doubles and instants. A column
+    # with 2**54 or one fraction among whole numbers keeps its float form. (MariaDB stores
+    # -0.0 as 0.0 whichever way it is written.)
+    import polars as pl
+
+    from iotpipe.storage.mysql import LoadDataBulkPath
+
+    base = dt.datetime(2024, 3, 1)
+    rows = pl.DataFrame(
+        {
+            "k": [1, 2, 3, 4, 5],
+            "whole": [1.0, -2.0, None, 2.0**53, -(2.0**53)],
+            "mixed": [1.0, 2.5, 3.0, 1e-300, -7.0],
+            "zeros": [-0.0, 0.0, 1.0, 2.0, 3.0],
+            "large": [2.0**54, 1.0, 2.0, 3.0, 1e300],
+            "at": [base, base, base + dt.timedelta(seconds=1), None, base],
+            "fine": [
+                base + dt.timedelta(microseconds=1),
+                base + dt.timedelta(milliseconds=500),
+                base,
+                base + dt.timedelta(seconds=59, microseconds=999_999),
+                None,
+            ],
+        },
+        schema_overrides={"at": pl.Datetime("us"), "fine": pl.Datetime("us")},
+    )
+    conn = MySQLParams.from_url(mariadb_url).connect()  # LOCAL INFILE on, not autocommit
+    try:
+        with conn.cursor() as cur:
+            cur.execute(
+                "CREATE TABLE t (k INT PRIMARY KEY, whole DOUBLE, mixed DOUBLE, zeros DOUBLE, "
+                "large DOUBLE, at DATETIME(6), fine DATETIME(6))"
+            )
+            path = LoadDataBulkPath()
+            path.upsert(cur, "t", rows, whole_rows=True)
+            assert path.uses_local_infile is True
+            cur.execute("SELECT k, whole, mixed, zeros, large, at, fine FROM t ORDER BY k")
+            back = cur.fetchall()
+    finally:
+        conn.rollback()
+        conn.close()
+    assert [tuple(r) for r in back] == list(rows.iter_rows())
