@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import platform
@@ -333,12 +334,14 @@ def main() -> None:
         return
 
     messy = messy_file(args.dir, args.rows, args.generator, args.order, gzip=args.gzip)
-    clean = args.dir / f"{messy.name}.clean.csv"
-    # Made again when the messy file or the code that writes LOAD DATA's form is newer.
+    # The baselines' rows in the form the code under test writes for LOAD DATA: one clean
+    # file per version of the module that writes it (a before/after comparison through
+    # PYTHONPATH compares each version with its own form), made again for a newer messy file.
     from iotpipe.storage import mysql
 
-    newest = max(messy.stat().st_mtime, Path(mysql.__file__).stat().st_mtime)
-    if not clean.exists() or clean.stat().st_mtime < newest:
+    writer = hashlib.sha256(Path(mysql.__file__).read_bytes()).hexdigest()[:12]
+    clean = args.dir / f"{messy.name}.clean-{writer}.csv"
+    if not clean.exists() or clean.stat().st_mtime < messy.stat().st_mtime:
         prepare_clean_csv(messy, clean)
     rounds: dict[str, list[dict[str, float]]] = {}
     for n in range(args.repeat):

@@ -4,7 +4,7 @@ The staging variant is ARCHITECTURE.md's original design (LOAD DATA into a tempo
 then INSERT ... SELECT ... ON DUPLICATE KEY UPDATE). Each path runs on an empty table and on
 a table that already holds every row. Usage (the clean CSV comes from `bench.ingest`)::
 
-    .venv/bin/python -m bench.load_paths /tmp/iotpipe-bench/acme_200000.clean.csv
+    .venv/bin/python -m bench.load_paths /tmp/iotpipe-bench/acme_200000.csv.clean-*.csv
 """
 
 from __future__ import annotations
