@@ -295,47 +295,44 @@ class Cleaner:
         if not quick:
             return []
         if frame.height < QUICK_MIN_ROWS:  # the fixed cost of the calls below outweighs it
-            return self._full(frame).get_columns()
-        # Two calls find, for every field at once, the values and the rows where some text
-        # is not plain; those rows alone go the full way (a plain text comes out of it as it
-        # went in).
+            return self._full(frame, list(quick)).get_columns()
+        # Two calls find, for every field at once, the values and the texts that are not
+        # plain; each field's alone go the full way (a plain text comes out of it as it went
+        # in). Field by field: a row with one odd value does not send its other fields along
+        # (in a file with a few percent of odd values per field, most rows have one).
         values = frame.select(
             (pl.col(n) if f.type == "category" else pl.col(n).cast(pl.Float64, strict=False))
             for n, (f, _) in quick.items()
         )
-        other = values.select(
-            pl.any_horizontal(
-                (pl.col(n).is_in(f.enum or ()) if f.type == "category" else pl.col(n).is_finite())
-                .fill_null(value=False)
-                .not_()
-                for n, (f, _) in quick.items()
-            ).arg_true()
-        ).to_series()
-        texts = [frame.get_column(name) for name in quick]
-        if not other.len():
-            return [*texts, *(v.alias(f"__p.{v.name}") for v in values.get_columns())]
-        rest = self._full(frame.select(pl.col(list(quick)).gather(other)))
-        # (clones: `scatter` changes a Series in place, and a category's value is its text)
-        return [
-            *(t.clone().scatter(other, rest.get_column(t.name)) for t in texts),
-            *(
-                values.get_column(n)
-                .clone()
-                .scatter(other, rest.get_column(f"__p.{n}"))
-                .alias(f"__p.{n}")
-                for n in quick
-            ),
-        ]
+        odd = values.select(
+            (pl.col(n).is_in(f.enum or ()) if f.type == "category" else pl.col(n).is_finite())
+            .fill_null(value=False)
+            .not_()
+            for n, (f, _) in quick.items()
+        )
+        texts, parsed = [], []
+        for name in quick:
+            text, value = frame.get_column(name), values.get_column(name)
+            at = odd.get_column(name).arg_true()
+            if at.len():
+                rest = self._full(frame.select(pl.col(name).gather(at)), [name])
+                # (clones: `scatter` changes a Series in place, and a category's value is
+                # its text)
+                text = text.clone().scatter(at, rest.get_column(name))
+                value = value.clone().scatter(at, rest.get_column(f"__p.{name}"))
+            texts.append(text)
+            parsed.append(value.alias(f"__p.{name}"))
+        return [*texts, *parsed]
 
-    def _full(self, frame: pl.DataFrame) -> pl.DataFrame:
-        """Return every text of the quick fields trimmed and nulled, and its ``__p.`` value."""
+    def _full(self, frame: pl.DataFrame, names: list[str]) -> pl.DataFrame:
+        """Return every text of these quick fields trimmed and nulled, and its ``__p.`` value."""
         quick = self._values.quick
         return (
-            frame.select(pl.col(list(quick)).str.strip_chars())
-            .select(nulled for _, nulled in quick.values())
+            frame.select(pl.col(names).str.strip_chars())
+            .select(quick[n][1] for n in names)
             .with_columns(
-                parse_expr(f, self.contract.dialect.decimal).alias(f"__p.{n}")
-                for n, (f, _) in quick.items()
+                parse_expr(quick[n][0], self.contract.dialect.decimal).alias(f"__p.{n}")
+                for n in names
             )
         )
 
