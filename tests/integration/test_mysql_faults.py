@@ -339,6 +339,7 @@ def test_the_load_file_keeps_every_double_and_time_exactly(mariadb_url: str) -> 
             "mixed": [1.0, 2.5, 3.0, 1e-300, -7.0],
             "zeros": [-0.0, 0.0, 1.0, 2.0, 3.0],
             "large": [2.0**54, 1.0, 2.0, 3.0, 1e300],
+            "beyond": [1e19, 2.0, 3.0, 4.0, -5.0],  # whole, but past what an Int64 holds
             "at": [base, base, base + dt.timedelta(seconds=1), None, base],
             "fine": [
                 base + dt.timedelta(microseconds=1),
@@ -350,19 +351,32 @@ def test_the_load_file_keeps_every_double_and_time_exactly(mariadb_url: str) -> 
         },
         schema_overrides={"at": pl.Datetime("us"), "fine": pl.Datetime("us")},
     )
+    others = pl.DataFrame({"k": [1, 2, 3], "on_": [True, False, None], "at": [base, None, base]})
+    halves = pl.DataFrame({"k": [1, 2], "on_": [False, True], "x": [0.5, -1.25]})
     conn = MySQLParams.from_url(mariadb_url).connect()  # LOCAL INFILE on, not autocommit
     try:
         with conn.cursor() as cur:
             cur.execute(
                 "CREATE TABLE t (k INT PRIMARY KEY, whole DOUBLE, mixed DOUBLE, zeros DOUBLE, "
-                "large DOUBLE, at DATETIME(6), fine DATETIME(6))"
+                "large DOUBLE, beyond DOUBLE, at DATETIME(6), fine DATETIME(6))"
             )
             path = LoadDataBulkPath()
             path.upsert(cur, "t", rows, whole_rows=True)
             assert path.uses_local_infile is True
-            cur.execute("SELECT k, whole, mixed, zeros, large, at, fine FROM t ORDER BY k")
+            cur.execute("SELECT k, whole, mixed, zeros, large, beyond, at, fine FROM t ORDER BY k")
             back = cur.fetchall()
+            # No float column at all, and booleans (0/1) beside floats that are not whole.
+            cur.execute("CREATE TABLE u (k INT PRIMARY KEY, on_ BOOL, at DATETIME(6))")
+            path.upsert(cur, "u", others, whole_rows=True)
+            cur.execute("SELECT k, on_, at FROM u ORDER BY k")
+            back_others = cur.fetchall()
+            cur.execute("CREATE TABLE v (k INT PRIMARY KEY, on_ BOOL, x DOUBLE)")
+            path.upsert(cur, "v", halves, whole_rows=True)
+            cur.execute("SELECT k, on_, x FROM v ORDER BY k")
+            back_halves = cur.fetchall()
     finally:
         conn.rollback()
         conn.close()
     assert [tuple(r) for r in back] == list(rows.iter_rows())
+    assert [tuple(r) for r in back_others] == [(1, 1, base), (2, 0, None), (3, None, base)]
+    assert [tuple(r) for r in back_halves] == [(1, 0, 0.5), (2, 1, -1.25)]
