@@ -17,14 +17,13 @@ import contextlib
 import datetime as dt
 import io
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
 import polars as pl
 
-from iotpipe.clean import CheckedBatch, CleanBatch, Cleaner
+from iotpipe.clean import CleanBatch, Cleaner
 from iotpipe.contract import DataContract
 from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 from iotpipe.errors import (
@@ -47,7 +46,7 @@ from iotpipe.model import (
     RejectSink,
     Store,
 )
-from iotpipe.prefetch import prefetched
+from iotpipe.prefetch import Permits, prefetched
 from iotpipe.quality import check_fit, check_outcome, warnings_for
 from iotpipe.readers import DEFAULT_BATCH_ROWS, RecordBatch, RecordReader, open_records
 from iotpipe.readers.streams import PIECE_BYTES, ReadStream
@@ -62,7 +61,10 @@ Progress = Callable[[IngestReport], None]
 # (docs/benchmarks.md, twelfth round: 1M rows in time order, 5.07-5.23 s with two, 4.91-4.98 s
 # with one).
 PREFETCH_BATCHES = 1
-CHECK_WORKERS = 2  # batches typed and checked at once (`Cleaner.check`)
+# Batches read while loading, ahead of the one being written: one. Each batch then goes
+# through reading, cleaning and staging alone, and reaches the database as soon as it can
+# (docs/benchmarks.md, fifteenth round).
+READ_AHEAD_BATCHES = 1
 
 
 @dataclass(frozen=True)
@@ -331,6 +333,8 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
     if rejects is not None:
         rejects.begin()
     deadline = LoadDeadline.of(claim.ref, options.remaining_seconds)
+    # One batch read ahead of the one being written (see `Permits`).
+    permits = Permits(READ_AHEAD_BATCHES)
     with opener() as source, store.load(claim, contract) as loader:
         stream = source if deadline is None else deadline.counted(source)
         batches = _pipeline(
@@ -342,15 +346,18 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
             options.batch_rows,
             prefetch=True,
             on_read=deadline.mark if deadline is not None else None,
+            permits=permits,
         )
-        for rows, rejected in batches:
-            if deadline is not None:
-                deadline.check()
-            loader.upsert(rows)
-            if rejects is not None and rejected:
-                rejects.write(rejected)
-            if progress is not None:
-                progress(report)
+        with contextlib.closing(batches):
+            for rows, rejected in batches:
+                if deadline is not None:
+                    deadline.check()
+                loader.upsert(rows)  # returns once the batch is being written
+                permits.give()
+                if rejects is not None and rejected:
+                    rejects.write(rejected)
+                if progress is not None:
+                    progress(report)
         check_outcome(contract, report.counters)  # before the commit: a failure rolls back
         report.warnings = warnings_for(contract, report.counters)
         report.rows_loaded = report.counters.rows_valid
@@ -452,7 +459,8 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     *,
     prefetch: bool = False,
     on_read: Callable[[int], None] | None = None,
-) -> Iterator[tuple[pl.DataFrame, list[RejectedRow]]]:
+    permits: Permits | None = None,
+) -> Generator[tuple[pl.DataFrame, list[RejectedRow]], None, None]:
     """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
 
     The report's counters, format and column lists follow along. A device id that comes from
@@ -460,11 +468,11 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     ``on_read`` is called with the rows read so far as each batch is read (in the thread
     that reads, ahead of the batches' consumer).
 
-    With ``prefetch``, reading, cleaning and the consumer each have a thread: the reader
-    parses up to `PREFETCH_BATCHES` batches ahead of the cleaner, which cleans (and encodes,
-    once its categories' codes are known) as many ahead of the consumer. Batches keep their
-    order; an error is raised where it happened. The category dictionary is used by the
-    consumer's thread alone.
+    With ``prefetch``, a thread reads and cleans the batches (and encodes each one whose
+    categories all have codes) ahead of the consumer: as far as ``permits`` allow (it takes
+    one before it reads a batch; the consumer gives them back), with at most
+    `PREFETCH_BATCHES` waiting. Batches keep their order; an error is raised where it
+    happened. The category dictionary is used by the consumer's thread alone.
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -476,46 +484,34 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
 
     def read_all() -> Iterator[RecordBatch]:
         rows_read = 0
-        for batch in reader:
+        batches = iter(reader)
+        while permits is None or permits.take():
+            batch = next(batches, None)
+            if batch is None:
+                return
             rows_read += batch.rows_read
             if on_read is not None:
                 on_read(rows_read)
             yield batch
 
-    def with_codes(done: CleanBatch) -> tuple[CleanBatch, pl.DataFrame | None]:
-        # Encoded here too when every category value already has a code: the consumer's
-        # thread (the one that writes to the database) then only sends the batch.
-        return done, encoder.encode_known(done.rows)
-
-    def clean_all() -> Iterator[tuple[CleanBatch, pl.DataFrame | None]]:
-        if not prefetch:
-            for batch in read_all():
-                yield with_codes(cleaner.clean(batch))
-            return
-        # The reading thread hands each batch to CHECK_WORKERS checkers (no state of the
-        # file involved); here they are finished - de-duplicated across the file - one at a
-        # time, in order, each as soon as its check is done.
-        checking = ThreadPoolExecutor(CHECK_WORKERS, thread_name_prefix="iotpipe-check")
-
-        def submitted() -> Iterator[Future[CheckedBatch]]:
-            for batch in read_all():
-                yield checking.submit(cleaner.check, batch)
-
-        checks = prefetched(submitted(), PREFETCH_BATCHES, "iotpipe-read")
-        try:
-            for check in checks:
-                yield with_codes(cleaner.finish(check.result()))
-        finally:
-            checks.close()  # stops the reading thread: nothing more is submitted
-            checking.shutdown(wait=True, cancel_futures=True)
+    def clean_all() -> Generator[tuple[CleanBatch, pl.DataFrame | None], None, None]:
+        for batch in read_all():
+            done = cleaner.clean(batch)
+            # Encoded here too when every category value already has a code: the consumer's
+            # thread (the one that writes to the database) then only sends the batch.
+            yield done, encoder.encode_known(done.rows)
 
     cleaned = clean_all()
-    for batch, encoded in (
-        prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned
-    ):
-        report.note_rejected(batch.rejected)
-        # A new value's code comes from the dictionary, in this thread only.
-        yield (encoder.encode(batch.rows) if encoded is None else encoded), batch.rejected
+    stages = prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-read") if prefetch else cleaned
+    try:
+        for batch, encoded in stages:
+            report.note_rejected(batch.rejected)
+            # A new value's code comes from the dictionary, in this thread only.
+            yield (encoder.encode(batch.rows) if encoded is None else encoded), batch.rejected
+    finally:
+        if permits is not None:
+            permits.close()  # first: a reader waiting for a permit stops
+        stages.close()  # then the threads stop (each after its stage's current batch)
     _describe(report, reader)
 
 

@@ -69,3 +69,44 @@ def _offer(slots: queue.Queue[Any], item: object, stop: threading.Event) -> bool
         except queue.Full:
             continue
     return False
+
+
+class Permits:
+    """A bound on the batches in a pipeline: taken by its first stage, given back by its last.
+
+    The ingest pipeline's reader takes one before it reads each batch; the loop that loads
+    them gives one back once a batch is being written. So with one permit, a batch is read
+    only when the one before it has reached the database: on one core, nothing the next
+    batches need competes with the batch the database waits for.
+
+    Parameters
+    ----------
+    count
+        Permits at the start.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._count = count
+        self._closed = False
+        self._changed = threading.Condition()
+
+    def take(self) -> bool:
+        """Wait for a permit and take it; False (at once) once `close` was called."""
+        with self._changed:
+            self._changed.wait_for(lambda: self._count > 0 or self._closed)
+            if self._closed:
+                return False
+            self._count -= 1
+            return True
+
+    def give(self) -> None:
+        """Give a permit back."""
+        with self._changed:
+            self._count += 1
+            self._changed.notify()
+
+    def close(self) -> None:
+        """Let every waiting and later `take` return False (the pipeline is stopping)."""
+        with self._changed:
+            self._closed = True
+            self._changed.notify_all()

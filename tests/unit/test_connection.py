@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -400,3 +402,23 @@ def test_a_user_the_admin_step_would_write_into_sql_must_be_plain(
     with pytest.raises(StorageError, match=r"database name 'iot-pipe' is not a plain identifier"):
         ensure_user(db, "iotpipe_ingest", "pw", "ingest")
     assert [c.args[0] for c in cursor.execute.call_args_list] == ["SELECT DATABASE()"]
+
+
+def test_an_operation_joining_the_open_transaction_waits_for_its_lock() -> None:
+    # A load writes batches in a thread of its own through the open transaction's cursor
+    # while holding `open_lock`; an operation that joins that transaction (the SQLite
+    # store's category codes) runs only once the lock is free.
+    from iotpipe.storage.database import Database
+    from iotpipe.storage.sqlite import SQLITE
+
+    db = Database(SQLITE, lambda: sqlite3.connect(":memory:", check_same_thread=False))
+    ran = threading.Event()
+    with db.transaction():
+        db.open_lock.acquire()
+        joiner = threading.Thread(target=lambda: db.run(lambda cursor: ran.set()))
+        joiner.start()
+        joiner.join(0.2)
+        assert not ran.is_set()  # waiting for the writer
+        db.open_lock.release()
+        joiner.join(10.0)
+        assert ran.is_set()

@@ -1,8 +1,11 @@
-"""`FileLoad` prepares each batch in a worker while the one before it is written.
+"""`FileLoad` writes each batch in a writer thread as soon as it is prepared.
 
 Sorting a batch and writing its LOAD DATA file used to run between two statements, with the
-server idle; now they overlap the previous statement. These tests pin the order of writes,
-the overlap itself, where errors surface, and that no staged file outlives the load.
+server idle; then they overlapped the previous statement, but a batch waited for the next
+one to be taken before it was written. Now the caller prepares each batch while the one
+before it is written, and the writer sends it at once. These tests pin the order of writes,
+the overlap itself, that nothing waits for the next batch, where errors surface, and that
+no staged file outlives the load.
 """
 
 from __future__ import annotations
@@ -75,25 +78,52 @@ def load_of(bulk: Any, tmp_path: Path, marked: list[Any] | None = None) -> FileL
 
 def test_batches_are_written_in_order_sorted_from_their_staged_files(tmp_path: Path) -> None:
     bulk, marked = Staging(), list[Any]()
-    load = load_of(bulk, tmp_path, marked)
+    written_when_marked: list[int] = []
+
+    def mark(report: Any) -> None:
+        written_when_marked.append(len(bulk.written))
+        marked.append(report)
+
+    load = FileLoad(
+        None, load_contract("acme_usage"), bulk, mark, whole_rows=True, spill_dir=str(tmp_path)
+    )
     parts = [batch(0), batch(50), batch(100)]
     assert load.upsert(parts[0]) == 50
-    assert bulk.written == []  # taken, not yet written: it is written by the next call
     load.upsert(parts[1])
-    assert len(bulk.written) == 1
+    assert len(bulk.written) >= 1  # the first was written before the second could begin
     load.upsert(parts[2])
     load.finish({"status": "loaded"})
-    assert marked == [{"status": "loaded"}]  # after every batch was written
+    assert marked == [{"status": "loaded"}]
+    assert written_when_marked == [3]  # marked after every batch was written
     written = [rows for rows, _, _ in bulk.written]
     assert all(w.equals(p.sort(DEVICE_ID, TS)) for w, p in zip(written, parts, strict=True))
     assert [staged for _, staged, _ in bulk.written] == bulk.staged
-    assert threading.get_ident() not in bulk.stage_threads  # staged in the worker
-    assert bulk.write_threads == {threading.get_ident()}  # written in the caller's thread
+    assert bulk.stage_threads == {threading.get_ident()}  # staged in the caller's thread
+    assert len(bulk.write_threads) == 1  # written in one thread, not the caller's
+    assert threading.get_ident() not in bulk.write_threads
     assert list(tmp_path.iterdir()) == []  # no staged file or directory is left
 
 
+def test_a_batch_is_written_without_waiting_for_the_next_one(tmp_path: Path) -> None:
+    # The server must not idle until the next batch is read and cleaned: the batch taken
+    # is sent as soon as it is staged.
+    sent = threading.Event()
+
+    class Signalling(Staging):
+        def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, **kw: Any) -> None:
+            super().upsert(cursor, table, rows, **kw)
+            sent.set()
+
+    bulk = Signalling()
+    load = load_of(bulk, tmp_path)
+    load.upsert(batch(0))
+    assert sent.wait(WAIT), "the batch waited for the next upsert or finish"
+    assert len(bulk.written) == 1
+    load.finish({})
+
+
 def test_batches_are_prepared_one_at_a_time_in_the_order_they_were_taken(tmp_path: Path) -> None:
-    # The worker alone keeps each device's latest time and makes the staging directory:
+    # One thread at a time keeps each device's latest time and makes the staging directory:
     # two batches prepared at once would judge against a frontier missing one of them.
     class Slow(Staging):
         def __init__(self) -> None:
@@ -105,7 +135,7 @@ def test_batches_are_prepared_one_at_a_time_in_the_order_they_were_taken(tmp_pat
             with self.guard:
                 self.busy += 1
                 self.most = max(self.most, self.busy)
-            time.sleep(0.05)  # a slow disk: a second worker would start meanwhile
+            time.sleep(0.05)  # a slow disk: a second stage would start meanwhile
             try:
                 return super().stage(rows, directory)
             finally:
@@ -124,24 +154,25 @@ def test_batches_are_prepared_one_at_a_time_in_the_order_they_were_taken(tmp_pat
     assert all(w.equals(p.sort(DEVICE_ID, TS)) for w, p in zip(written, parts, strict=True))
 
 
-def test_close_returns_once_the_worker_has_stopped(tmp_path: Path) -> None:
-    # A load that ends (an error elsewhere) must not leave its worker writing into the
-    # temporary directory after it returned.
-    release, staged = threading.Event(), threading.Event()
+def test_close_returns_once_the_write_under_way_has_ended(tmp_path: Path) -> None:
+    # A load that ends (an error elsewhere) rolls back on the same connection next: the
+    # writer must be done with it, and with the temporary directory, before close returns.
+    release, done = threading.Event(), threading.Event()
 
     class Held(Staging):
-        def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, **kw: Any) -> None:
             assert release.wait(WAIT)
             try:
-                return super().stage(rows, directory)
+                super().upsert(cursor, table, rows, **kw)
             finally:
-                staged.set()
+                done.set()
 
     load = load_of(Held(), tmp_path)
-    load.upsert(batch(0))  # prepared in the worker, held in its stage
+    load.upsert(batch(0))  # staged here, held in its write
+    assert not done.is_set()
     threading.Timer(0.2, release.set).start()
     load.close()
-    assert staged.is_set()  # the worker finished before close returned
+    assert done.is_set()  # the write finished before close returned
     assert list(tmp_path.iterdir()) == []
 
 
@@ -196,9 +227,8 @@ def test_a_batch_that_cannot_be_staged_fails_the_load_and_leaves_no_file(tmp_pat
     bulk, marked = DiskFull(), list[Any]()
     load = load_of(bulk, tmp_path, marked)
     load.upsert(batch(0))
-    load.upsert(batch(50))  # writes batch 1; batch 2 fails in the worker
     with pytest.raises(OSError, match="No space left"):
-        load.finish({"status": "loaded"})
+        load.upsert(batch(50))  # batch 1 is written meanwhile; batch 2 cannot be staged
     load.close()  # what the store's block does on the way out
     assert marked == [] and not load.finished  # never marked loaded
     assert len(bulk.written) == 1
@@ -213,6 +243,52 @@ def test_a_failed_write_leaves_no_staged_file_behind(tmp_path: Path) -> None:
     load = load_of(Refused(), tmp_path)
     load.upsert(batch(0))
     with pytest.raises(RuntimeError, match="connection lost"):
-        load.upsert(batch(50))  # batch 1's write fails while batch 2 is staged
+        load.upsert(batch(50))  # batch 1's write failed in the writer; raised here
     load.close()
     assert list(tmp_path.iterdir()) == []
+
+
+def test_the_last_batch_s_failed_write_is_raised_by_finish_and_nothing_is_marked(
+    tmp_path: Path,
+) -> None:
+    class Refused(Staging):
+        def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, **kw: Any) -> None:
+            if self.written:
+                raise RuntimeError("connection lost")
+            super().upsert(cursor, table, rows, **kw)
+
+    marked = list[Any]()
+    load = load_of(Refused(), tmp_path, marked)
+    load.upsert(batch(0))
+    load.upsert(batch(50))
+    with pytest.raises(RuntimeError, match="connection lost"):
+        load.finish({"status": "loaded"})
+    load.close()
+    assert marked == [] and not load.finished
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_writer_holds_the_transaction_s_lock_while_it_writes(tmp_path: Path) -> None:
+    # On SQLite the caller's thread asks for category codes through the load's own cursor
+    # (`Database.run` joins the open transaction under the same lock): never during a write.
+    lock = threading.RLock()
+    free_during_write: list[bool] = []
+
+    class Probing(Staging):
+        def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, **kw: Any) -> None:
+            probe = threading.Thread(
+                target=lambda: free_during_write.append(lock.acquire(timeout=0.05))
+            )
+            probe.start()
+            probe.join()
+            super().upsert(cursor, table, rows, **kw)
+
+    load = FileLoad(
+        None, load_contract("acme_usage"), Probing(), lambda report: None, whole_rows=True,
+        spill_dir=str(tmp_path), lock=lock,
+    )  # fmt: skip
+    load.upsert(batch(0))
+    load.upsert(batch(50))
+    load.finish({})
+    assert free_during_write == [False, False]
+    assert lock.acquire(timeout=WAIT)  # and released after each

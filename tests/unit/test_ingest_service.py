@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -237,3 +238,34 @@ def test_the_deadline_is_told_the_rows_read_so_far_at_each_batch(prefetch: bool)
     )
     assert marks == [10, 20, 30, 35]
     assert sum(rows.height for rows, _ in batches) == 34
+
+
+def test_with_one_permit_a_batch_is_read_only_once_the_one_before_was_passed_on() -> None:
+    # While loading, the reader takes a permit per batch and the loop gives it back once the
+    # batch is being written: one batch in the pipeline beside the one the database has, so
+    # on one core nothing the next batches need competes with it. A consumer that stops
+    # while the reader waits for a permit ends the reading thread.
+    from iotpipe.encode import InMemoryCategoryDictionary
+    from iotpipe.ingest import _pipeline
+    from iotpipe.prefetch import Permits
+    from iotpipe.report import IngestReport
+
+    c = contract()
+    lines = [f"d{i % 3},2024-01-01T00:{i:02d}:00Z,{i},a" for i in range(50)]
+    data = ("id,time,v,kind\n" + "\n".join(lines) + "\n").encode()
+    marks: list[int] = []
+    permits = Permits(1)
+    batches = _pipeline(
+        io.BytesIO(data), c, InMemoryCategoryDictionary(), IngestReport("mem://f.csv", c.name),
+        None, 10, prefetch=True, on_read=marks.append, permits=permits,
+    )  # fmt: skip
+    rows, _ = next(batches)
+    assert rows.height == 10
+    time.sleep(0.3)  # time for the reader to run ahead, were it allowed to
+    assert marks == [10]  # no permit given back: batch 2 is not read
+    permits.give()
+    assert next(batches)[0].height == 10
+    time.sleep(0.3)
+    assert marks == [10, 20]
+    batches.close()  # the consumer stops; the reader waits for a permit
+    assert not any(t.name == "iotpipe-read" for t in threading.enumerate())

@@ -1,4 +1,5 @@
-"""`prefetched`: the same items in the same order, an error where it happened, a bounded lead."""
+"""`prefetched`: the same items in the same order, an error where it happened, a bounded lead;
+`Permits`: a bound given back by the consumer, and a close that frees a waiting reader."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from collections.abc import Generator, Iterator
 
 import pytest
 
-from iotpipe.prefetch import prefetched
+from iotpipe.prefetch import Permits, prefetched
+
+WAIT = 10.0  # seconds; only reached when a waiter is never freed
 
 
 def test_the_items_come_in_order_and_an_error_comes_where_it_happened() -> None:
@@ -68,3 +71,24 @@ def test_a_consumer_that_stops_closes_the_items_and_the_stages_behind_them() -> 
     stream.close()
     assert closed == ["read", "clean"]
     assert not {"test-read", "test-clean"} & {t.name for t in threading.enumerate()}
+
+
+def test_permits_bound_what_is_taken_until_given_back_and_close_frees_a_waiter() -> None:
+    permits = Permits(1)
+    assert permits.take()
+    took: list[bool] = []
+    waiter = threading.Thread(target=lambda: took.append(permits.take()))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and took == []  # none left: it waits
+    permits.give()
+    waiter.join(WAIT)
+    assert took == [True]  # the permit given back was taken
+    stopped = threading.Thread(target=lambda: took.append(permits.take()))
+    stopped.start()
+    permits.close()  # the consumer is gone: the waiter stops, and so does every later take
+    stopped.join(WAIT)
+    assert not stopped.is_alive()
+    assert took == [True, False]
+    permits.give()
+    assert permits.take() is False

@@ -3,12 +3,15 @@
 Short operations (a claim, a code assignment, a query) each run in their own transaction and
 are retried on transient errors. A file load holds one long transaction (`Database.transaction`);
 a short operation on the same `Database` while that is open joins it: on SQLite, whose single
-writer the load already holds, category codes are assigned inside the load's transaction.
+writer the load already holds, category codes are assigned inside the load's transaction. The
+open transaction's cursor is used by one thread at a time (`Database.open_lock`): the load
+writes its batches in a thread of its own while the caller's thread may ask for codes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
@@ -51,6 +54,9 @@ class Database:
         self._conn: Any = None
         self._last_used = 0.0
         self._open: Any = None  # the cursor of the open long transaction, if any
+        # Held by whoever uses that cursor: an operation that joins the transaction, and
+        # the load's writer thread while it writes a batch.
+        self.open_lock = threading.RLock()
 
     def connection(self) -> Any:
         """Return a live connection, reconnecting when the last one was dropped."""
@@ -94,8 +100,9 @@ class Database:
         TransientStorageError
             When every attempt met a transient error.
         """
-        if self._open is not None:
-            return operation(self._open)  # inside the open long transaction: join it
+        if self._open is not None:  # inside the open long transaction: join it
+            with self.open_lock:
+                return operation(self._open)
         delay = BACKOFF_SECONDS
         for attempt in range(1, self.retries + 1):
             conn = None

@@ -7,6 +7,7 @@ SQLite and MySQL servers that refuse LOCAL INFILE.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import shutil
@@ -14,6 +15,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -157,11 +159,14 @@ class FileLoad:
     kept as sorted runs on disk and merged in key order before the ledger is marked
     (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
 
-    The work a batch needs before its statement - sorting, judging whether it is behind, and
-    the bulk path's own form of it (LOAD DATA's CSV file), or the run it is kept in - runs in
-    a worker thread while the batch before it is written, so the server is not kept waiting
-    for it (nor the caller, for a run). The connection is used by the caller's thread only: a
-    batch is written during the next `upsert` or in `finish`.
+    Each batch is written in a writer thread as soon as it is ready, after the batch before
+    it; the work it needs before its statement - sorting, judging whether it is behind, and the
+    bulk path's own form of it (LOAD DATA's CSV file), or the run it is kept in - is done in
+    the caller's thread by `upsert`, while the batch before it is written. So the server
+    never waits for a batch that is ready, and a batch is not held back until the next one
+    comes. The transaction's cursor is used by one thread at a time: the writer holds
+    ``lock`` while it writes a batch (whatever else uses the cursor meanwhile - the SQLite
+    store's category codes - takes it too), and `finish` waits for the last write.
 
     Parameters
     ----------
@@ -177,6 +182,8 @@ class FileLoad:
         The contract carries every column of the table (see `BulkPath.upsert`).
     spill_dir
         Where runs and staged batches go (the system's temporary directory by default).
+    lock
+        Held while the cursor is used to write a batch (`Database.open_lock`).
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
@@ -190,8 +197,10 @@ class FileLoad:
         *,
         whole_rows: bool,
         spill_dir: str | None = None,
+        lock: AbstractContextManager[Any] | None = None,
     ) -> None:
         self.cursor = cursor
+        self._lock = lock if lock is not None else contextlib.nullcontext()
         self._contract = contract
         self._bulk = bulk
         self._mark_loaded = mark_loaded
@@ -199,14 +208,14 @@ class FileLoad:
         self.finished = False
         self._spill_dir = spill_dir
         # Each device's latest time in the batches prepared so far, and whether one of them
-        # was behind it (the worker's alone).
+        # was behind it.
         self._frontier: pl.DataFrame | None = None
         self._spilling = False
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
-        self._worker: ThreadPoolExecutor | None = None
-        self._pending: Future[_Ready] | None = None  # the batch taken last, not yet written
-        self._staging: Path | None = None  # the directory of staged batches (worker's own)
+        self._writer: ThreadPoolExecutor | None = None
+        self._writing: Future[None] | None = None  # the batch being written (or written last)
+        self._staging: Path | None = None  # the directory of staged batches
 
     @property
     def spilled(self) -> bool:
@@ -214,30 +223,32 @@ class FileLoad:
         return self._runs is not None
 
     def upsert(self, rows: pl.DataFrame) -> int:
-        """Take a batch of encoded rows; return how many. It is written by the next call.
+        """Take a batch of encoded rows; return how many once its write has begun.
 
         A batch holds one row per key (the de-duplication kept each key's last), so sorting
         it by ``(device_id, ts)`` changes nothing stored; the engine then inserts along its
-        clustered index instead of at random places. Batches are written in the order they
-        were taken; an error writing one is raised here or by `finish`, inside the
-        transaction.
+        clustered index instead of at random places. The batch is prepared here while the
+        one before it is written; its own write starts when that one's is done. Batches are
+        written in the order they were taken; an error writing one is raised here or by
+        `finish`, inside the transaction.
         """
         if not rows.height:
             return 0
         self._batch_rows = max(self._batch_rows, rows.height)
-        if self._worker is None:
-            self._worker = ThreadPoolExecutor(1, thread_name_prefix="iotpipe-stage")
-        ahead = self._worker.submit(self._prepare, rows)
-        self._write_pending()  # the previous batch, while this one is prepared
-        self._pending = ahead
+        ready = self._prepare(rows)
+        self._wait_for_writer()
+        if not ready.behind:
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(1, thread_name_prefix="iotpipe-write")
+            self._writing = self._writer.submit(self._written, ready)
         return rows.height
 
     def finish(self, report: Mapping[str, Any]) -> None:
-        """Write what is pending and the kept runs in key order, then mark the object loaded.
+        """Wait for the last batch, write the kept runs in key order, mark the object loaded.
 
         Both commit with the batches when the load's block ends.
         """
-        self._write_pending()
+        self._wait_for_writer()
         if self._runs is not None:
             # Merged, staged and written, each in its own thread, a piece or two ahead.
             pieces = self._runs.merged(self._batch_rows)
@@ -253,18 +264,19 @@ class FileLoad:
         self.finished = True
 
     def close(self) -> None:
-        """Stop the worker; remove any runs or staged batches left on disk (idempotent)."""
-        if self._worker is not None:
-            if self._pending is not None:
-                self._pending.cancel()
-            self._worker.shutdown(wait=True)
+        """Wait for a write under way; remove any runs or staged batches left (idempotent).
+
+        The connection is the caller's again afterwards (a rollback may follow).
+        """
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
         if self._runs is not None:
             self._runs.close()
 
     def _prepare(self, rows: pl.DataFrame) -> _Ready:
-        """Sort a batch by key, judge it, and stage it or keep it in a run (in the worker).
+        """Sort a batch by key, judge it, and stage it or keep it in a run.
 
         Batches are prepared one at a time, in the order they were taken, so the frontier
         holds every batch before this one, and the runs are kept in the file's order.
@@ -277,7 +289,7 @@ class FileLoad:
         rows = rows.sort(DEVICE_ID, TS)
         if not behind:
             return self._staged(rows)
-        if self._runs is None:  # the worker's own until the last batch was taken
+        if self._runs is None:
             from iotpipe.storage.spill import SpilledRuns
 
             self._runs = SpilledRuns(self._spill_dir)
@@ -285,28 +297,27 @@ class FileLoad:
         return _Ready(rows, None, behind)
 
     def _staged(self, rows: pl.DataFrame) -> _Ready:
-        """Stage rows in key order (one thread at a time: the worker, then the merge's)."""
+        """Stage rows in key order (one thread at a time: the caller's, then the merge's)."""
         if self._staging is None:
             self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
         return _Ready(rows, self._bulk.stage(rows, self._staging))
 
-    def _write_pending(self) -> None:
-        """Write the batch taken last (unless it went to a run: the file is out of order)."""
-        if self._pending is None:
-            return
-        ready, self._pending = self._pending.result(), None
-        if not ready.behind:
-            self._written(ready)
+    def _wait_for_writer(self) -> None:
+        """Wait until the batch being written is (its error is raised here)."""
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
 
     def _written(self, ready: _Ready) -> None:
         try:
-            self._bulk.upsert(
-                self.cursor,
-                self._contract.table,
-                ready.rows,
-                whole_rows=self.whole_rows,
-                staged=ready.staged,
-            )
+            with self._lock:
+                self._bulk.upsert(
+                    self.cursor,
+                    self._contract.table,
+                    ready.rows,
+                    whole_rows=self.whole_rows,
+                    staged=ready.staged,
+                )
         finally:
             _discard(ready.staged)
 

@@ -137,6 +137,7 @@ class SqlStore:
                 self.bulk,
                 lambda report: self.ledger.mark_loaded(cursor, claim, report),
                 whole_rows=table_columns <= set(contract.output_columns),
+                lock=self.db.open_lock,
             )
             try:
                 yield load
