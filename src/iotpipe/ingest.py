@@ -18,12 +18,13 @@ import datetime as dt
 import io
 import time
 from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 import polars as pl
 
-from iotpipe.clean import CleanBatch, Cleaner
+from iotpipe.clean import CheckedBatch, CleanBatch, Cleaner
 from iotpipe.contract import DataContract
 from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 from iotpipe.errors import (
@@ -61,6 +62,7 @@ Progress = Callable[[IngestReport], None]
 # (docs/benchmarks.md, twelfth round: 1M rows in time order, 5.07-5.23 s with two, 4.91-4.98 s
 # with one).
 PREFETCH_BATCHES = 1
+CHECK_WORKERS = 2  # batches typed and checked at once (`Cleaner.check`), when permits allow
 # Batches read while loading, ahead of the one being written: one. Each batch then goes
 # through reading, cleaning and staging alone, and reaches the database as soon as it can
 # (docs/benchmarks.md, fifteenth round).
@@ -354,6 +356,8 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
                     deadline.check()
                 loader.upsert(rows)  # returns once the batch is being written
                 permits.give()
+                if loader.spilled:  # batches go to sorted runs: nothing waits for them
+                    permits.lift()
                 if rejects is not None and rejected:
                     rejects.write(rejected)
                 if progress is not None:
@@ -468,11 +472,13 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     ``on_read`` is called with the rows read so far as each batch is read (in the thread
     that reads, ahead of the batches' consumer).
 
-    With ``prefetch``, a thread reads and cleans the batches (and encodes each one whose
-    categories all have codes) ahead of the consumer: as far as ``permits`` allow (it takes
-    one before it reads a batch; the consumer gives them back), with at most
-    `PREFETCH_BATCHES` waiting. Batches keep their order; an error is raised where it
-    happened. The category dictionary is used by the consumer's thread alone.
+    With ``prefetch``, reading, checking, cleaning and the consumer each have threads: the
+    reader parses up to `PREFETCH_BATCHES` batches ahead of the checkers, and as far as
+    ``permits`` allow (it takes one before it reads a batch; the consumer gives them back);
+    `CHECK_WORKERS` type and check batches at once; the cleaner de-duplicates them in order
+    (and encodes them, once their categories' codes are known) as many ahead of the
+    consumer. Batches keep their order; an error is raised where it happened. The category
+    dictionary is used by the consumer's thread alone.
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -482,27 +488,36 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
 
-    def read_all() -> Iterator[RecordBatch]:
-        rows_read = 0
-        batches = iter(reader)
-        while permits is None or permits.take():
-            batch = next(batches, None)
-            if batch is None:
-                return
-            rows_read += batch.rows_read
-            if on_read is not None:
-                on_read(rows_read)
-            yield batch
+    def with_codes(done: CleanBatch) -> tuple[CleanBatch, pl.DataFrame | None]:
+        # Encoded here too when every category value already has a code: the consumer's
+        # thread (the one that writes to the database) then only sends the batch.
+        return done, encoder.encode_known(done.rows)
 
     def clean_all() -> Generator[tuple[CleanBatch, pl.DataFrame | None], None, None]:
-        for batch in read_all():
-            done = cleaner.clean(batch)
-            # Encoded here too when every category value already has a code: the consumer's
-            # thread (the one that writes to the database) then only sends the batch.
-            yield done, encoder.encode_known(done.rows)
+        batches = _read(reader, permits, on_read)
+        if not prefetch:
+            for batch in batches:
+                yield with_codes(cleaner.clean(batch))
+            return
+        # The reading thread hands each batch to CHECK_WORKERS checkers (no state of the
+        # file involved); here they are finished - de-duplicated across the file - one at a
+        # time, in order, each as soon as its check is done.
+        checking = ThreadPoolExecutor(CHECK_WORKERS, thread_name_prefix="iotpipe-check")
+
+        def submitted() -> Iterator[Future[CheckedBatch]]:
+            for batch in batches:
+                yield checking.submit(cleaner.check, batch)
+
+        checks = prefetched(submitted(), PREFETCH_BATCHES, "iotpipe-read")
+        try:
+            for check in checks:
+                yield with_codes(cleaner.finish(check.result()))
+        finally:
+            checks.close()  # stops the reading thread: nothing more is submitted
+            checking.shutdown(wait=True, cancel_futures=True)
 
     cleaned = clean_all()
-    stages = prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-read") if prefetch else cleaned
+    stages = prefetched(cleaned, PREFETCH_BATCHES, "iotpipe-clean") if prefetch else cleaned
     try:
         for batch, encoded in stages:
             report.note_rejected(batch.rejected)
@@ -513,6 +528,22 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
             permits.close()  # first: a reader waiting for a permit stops
         stages.close()  # then the threads stop (each after its stage's current batch)
     _describe(report, reader)
+
+
+def _read(
+    reader: RecordReader, permits: Permits | None, on_read: Callable[[int], None] | None
+) -> Iterator[RecordBatch]:
+    """Yield the reader's batches, each once a permit is taken (when there are permits)."""
+    rows_read = 0
+    batches = iter(reader)
+    while permits is None or permits.take():
+        batch = next(batches, None)
+        if batch is None:
+            return
+        rows_read += batch.rows_read
+        if on_read is not None:
+            on_read(rows_read)
+        yield batch
 
 
 def _describe(report: IngestReport, reader: RecordReader) -> None:

@@ -225,8 +225,16 @@ class CategoryDictionary(Protocol):
 class Loader(Protocol):
     """An open file load: one database transaction that ends committed or rolled back."""
 
+    @property
+    def spilled(self) -> bool:
+        """Whether batches go to sorted runs, written by `finish`, not to the table at once."""
+        ...
+
     def upsert(self, rows: pl.DataFrame) -> int:
-        """Upsert encoded rows (columns in `DataContract.output_columns` order)."""
+        """Upsert encoded rows (columns in `DataContract.output_columns` order).
+
+        Returns once they are being written (or kept in a run, once `spilled`).
+        """
         ...
 
     def finish(self, report: Mapping[str, Any]) -> None:

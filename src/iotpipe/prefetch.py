@@ -88,15 +88,17 @@ class Permits:
     def __init__(self, count: int) -> None:
         self._count = count
         self._closed = False
+        self._lifted = False
         self._changed = threading.Condition()
 
     def take(self) -> bool:
         """Wait for a permit and take it; False (at once) once `close` was called."""
         with self._changed:
-            self._changed.wait_for(lambda: self._count > 0 or self._closed)
+            self._changed.wait_for(lambda: self._count > 0 or self._lifted or self._closed)
             if self._closed:
                 return False
-            self._count -= 1
+            if not self._lifted:
+                self._count -= 1
             return True
 
     def give(self) -> None:
@@ -104,6 +106,12 @@ class Permits:
         with self._changed:
             self._count += 1
             self._changed.notify()
+
+    def lift(self) -> None:
+        """Let every waiting and later `take` return True at once (no bound any more)."""
+        with self._changed:
+            self._lifted = True
+            self._changed.notify_all()
 
     def close(self) -> None:
         """Let every waiting and later `take` return False (the pipeline is stopping)."""

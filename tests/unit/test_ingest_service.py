@@ -269,3 +269,34 @@ def test_with_one_permit_a_batch_is_read_only_once_the_one_before_was_passed_on(
     assert marks == [10, 20]
     batches.close()  # the consumer stops; the reader waits for a permit
     assert not any(t.name == "iotpipe-read" for t in threading.enumerate())
+
+
+@pytest.mark.parametrize(("minutes", "lifted"), [(range(60), False), (range(59, -1, -1), True)])
+def test_the_read_ahead_bound_is_lifted_once_batches_go_to_sorted_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minutes: range, lifted: bool
+) -> None:
+    # In time order every batch goes to the database as it comes, one read ahead of it; a
+    # file in reverse order is kept in sorted runs, which nothing waits for: the reader may
+    # then run ahead (on two cores, checking overlaps with keeping the runs).
+    from iotpipe import ingest
+    from iotpipe.prefetch import Permits
+
+    lifts: list[bool] = []
+
+    class Watched(Permits):
+        def lift(self) -> None:
+            lifts.append(True)
+            super().lift()
+
+    monkeypatch.setattr(ingest, "Permits", Watched)
+    c = contract()
+    lines = [f"d{i % 2},2024-01-01T00:{m:02d}:00Z,{i},a" for i, m in enumerate(minutes)]
+    data = ("id,time,v,kind\n" + "\n".join(lines) + "\n").encode()
+    store = SQLiteStore(tmp_path / "s.db")
+    store.ensure_schema(c)
+    ref = ObjectRef("file:///f.csv", "v1", len(data))
+    report = ingest_object(
+        lambda: io.BytesIO(data), ref, c, store, options=IngestOptions(batch_rows=10)
+    )
+    assert report.status == "loaded" and report.rows_loaded == 60
+    assert bool(lifts) is lifted

@@ -92,3 +92,21 @@ def test_permits_bound_what_is_taken_until_given_back_and_close_frees_a_waiter()
     assert took == [True, False]
     permits.give()
     assert permits.take() is False
+
+
+def test_lifted_permits_are_taken_without_bound_until_closed() -> None:
+    # A file out of time order goes to sorted runs: the database waits for none of its
+    # batches, so the reader may run ahead as far as the prefetch queues allow.
+    permits = Permits(1)
+    assert permits.take()
+    waiter_took: list[bool] = []
+    waiter = threading.Thread(target=lambda: waiter_took.append(permits.take()))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive()  # bounded: none left
+    permits.lift()
+    waiter.join(WAIT)
+    assert waiter_took == [True]  # freed by the lift, not by a permit given back
+    assert all(permits.take() for _ in range(100))
+    permits.close()
+    assert permits.take() is False
