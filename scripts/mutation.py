@@ -123,6 +123,17 @@ GROUPS = {
             "tests/unit/test_ingest_service.py",  # retries' time check, a dry run's clock
         ],
     ),
+    # The threads that read ahead of the load and of a spilled merge, and the permits that
+    # bound them (unit tests: each runs in a second or two).
+    "prefetch": Group(
+        ["src/iotpipe/prefetch.py"],
+        [
+            "tests/unit/test_prefetch.py",
+            "tests/unit/test_ingest_service.py",
+            "tests/unit/test_spill.py",
+            "tests/unit/test_file_load.py",
+        ],
+    ),
 }
 # "segfault": the tests' process died under the mutant (one that loops, taking memory, say):
 # the test run fails, so the mutant is noticed, as a timeout is.

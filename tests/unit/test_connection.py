@@ -422,3 +422,24 @@ def test_an_operation_joining_the_open_transaction_waits_for_its_lock() -> None:
         db.open_lock.release()
         joiner.join(10.0)
         assert ran.is_set()
+
+
+def test_a_failed_operation_s_writes_are_rolled_back_not_committed_by_the_next() -> None:
+    # An operation that fails part-way (not a transient error: raised at once) leaves
+    # nothing behind; the next operation on the same connection commits only its own work.
+    from iotpipe.storage.database import Database
+    from iotpipe.storage.sqlite import SQLITE
+
+    db = Database(SQLITE, lambda: sqlite3.connect(":memory:"))
+    db.run(lambda cursor: cursor.execute("CREATE TABLE t (n INTEGER)"))
+
+    def fails(cursor: Any) -> None:
+        cursor.execute("INSERT INTO t VALUES (1)")
+        raise ValueError("a bug after the first statement")
+
+    with pytest.raises(ValueError, match="a bug"):
+        db.run(fails)
+    db.run(lambda cursor: cursor.execute("INSERT INTO t VALUES (2)"))
+    rows = db.run(lambda cursor: cursor.execute("SELECT n FROM t").fetchall())
+    assert rows == [(2,)]
+    db.close()

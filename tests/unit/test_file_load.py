@@ -42,6 +42,7 @@ class Staging:
         self.written: list[tuple[pl.DataFrame, Path | None, bool]] = []
         self.stage_threads: set[int] = set()
         self.write_threads: set[int] = set()
+        self.writer_names: set[str] = set()
         self.on_disk: list[list[Path]] = []  # at each write, the staged files still there
 
     def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
@@ -61,6 +62,7 @@ class Staging:
         staged: Path | None = None,
     ) -> None:
         self.write_threads.add(threading.get_ident())
+        self.writer_names.add(threading.current_thread().name)
         self.on_disk.append([path for path in self.staged if path.exists()])
         # What the statement would send: the staged file, still there, holding these rows.
         assert staged is not None and staged.exists()
@@ -101,6 +103,8 @@ def test_batches_are_written_in_order_sorted_from_their_staged_files(tmp_path: P
     assert bulk.stage_threads == {threading.get_ident()}  # staged in the caller's thread
     assert len(bulk.write_threads) == 1  # written in one thread, not the caller's
     assert threading.get_ident() not in bulk.write_threads
+    # The writer says what it is in a stack dump or a profile (py-spy, faulthandler).
+    assert bulk.writer_names == {"iotpipe-write_0"}
     assert list(tmp_path.iterdir()) == []  # no staged file or directory is left
 
 
