@@ -16,12 +16,11 @@ T = TypeVar("T")
 _DONE = object()
 
 
-def prefetched(
-    items: Iterator[T], ahead: int = 2, name: str = "iotpipe-prefetch"
-) -> Generator[T, None, None]:
+def prefetched(items: Iterator[T], ahead: int, name: str) -> Generator[T, None, None]:
     """Yield ``items``, produced in a worker thread at most ``ahead`` items in advance.
 
-    An exception in the worker is raised in the consumer; a consumer that stops early (or
+    The worker is a daemon thread called ``name`` (what a stack dump or a profile shows). An
+    exception in the worker is raised in the consumer; a consumer that stops early (or
     raises) stops the worker, which closes ``items`` (a generator's ``finally`` blocks run
     in the worker, before the consumer goes on).
     """
