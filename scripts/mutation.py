@@ -16,6 +16,7 @@ Usage::
     scripts/mutation --summary        # only the summary of the last runs (and keep them)
     scripts/mutation readers --survivors  # test the unexplained survivors again (new tests)
     scripts/mutation storage --sample 100 # 100 untested mutants drawn at random (seeded)
+    scripts/mutation ingest --only '*x__read__*' # the untested mutants of some functions
 
 The summary counts a mutant killed when a test failed, the type checker (mypy, part of
 scripts/test) rejected it, it timed out, or the tests' process crashed; the surviving
@@ -29,6 +30,7 @@ apart; "tested" is the rest. The score is killed / (tested - equivalent).
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import math
 import os
@@ -226,7 +228,7 @@ def save_state(name: str) -> None:
         shutil.copy2(path, target)
 
 
-def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> None:
+def run(name: str, children: int, survivors: bool = False, sample: int = 0, only: str = "") -> None:
     where = prepare(name, GROUPS[name])
     # A plain run tests new and changed mutants only; --survivors tests the survivors again
     # (after new tests: mutmut keeps a verdict unless the mutant is named), except those
@@ -246,6 +248,12 @@ def run(name: str, children: int, survivors: bool = False, sample: int = 0) -> N
         return
     if sample:
         again = draw(name, sample)
+        if not again:
+            return
+    if only:  # a changed function's mutants first, before the rest of a long group
+        again = sorted(
+            m for m, s in results(name).items() if s in UNTESTED and fnmatch.fnmatch(m, only)
+        )
         if not again:
             return
     env = {
@@ -420,6 +428,12 @@ def main() -> None:
         metavar="N",
         help="test N of the untested mutants drawn at random (reported apart)",
     )
+    parser.add_argument(
+        "--only",
+        default="",
+        metavar="GLOB",
+        help="test only the untested mutants whose names match (e.g. '*x__read__*')",
+    )
     parser.add_argument("--max-children", type=int, default=os.cpu_count() or 2)
     args = parser.parse_args()
     names = args.groups or list(GROUPS)
@@ -428,7 +442,7 @@ def main() -> None:
         parser.error(f"unknown group(s): {', '.join(sorted(unknown))}")
     if not args.summary:
         for name in names:
-            run(name, args.max_children, args.survivors, args.sample)
+            run(name, args.max_children, args.survivors, args.sample, args.only)
     sys.exit(summary(names))
 
 
