@@ -69,6 +69,19 @@ def test_a_dry_run_judges_future_timestamps_by_the_clock_it_is_given() -> None:
     assert valid(dt.datetime(2024, 1, 1)) == 0  # ...but not on 1 January 2024
 
 
+def test_a_load_judges_future_timestamps_by_the_clock_its_options_give(tmp_path: Path) -> None:
+    def loaded(now: dt.datetime | None) -> int:
+        store = SQLiteStore(tmp_path / f"{now is None}.db")
+        c = contract()
+        store.ensure_schema(c)
+        ref = ObjectRef("file:///x.csv", "v1", len(DATA))
+        options = IngestOptions(now=now)
+        return ingest_object(lambda: io.BytesIO(DATA), ref, c, store, options=options).rows_loaded
+
+    assert loaded(None) == 2  # June 2024 is past
+    assert loaded(dt.datetime(2024, 1, 1)) == 0  # ...but not on 1 January 2024
+
+
 class Clock:
     """time.monotonic as the tests set it."""
 
@@ -210,6 +223,49 @@ def test_category_codes_come_in_order_from_the_loading_thread_alone(tmp_path: Pa
     assert all(code == int(r[1:]) + 1 for _, _, r, code in stored)
 
 
+def test_loading_checks_and_finishes_batches_in_worker_threads_a_dry_run_in_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A load checks batches in CHECK_WORKERS threads and finishes them (de-duplication across
+    # the file) in a cleaning thread while the loading thread writes; a dry run (validate)
+    # has nothing to overlap with and stays in the caller's thread.
+    from iotpipe.clean import Cleaner
+
+    ran_in: dict[str, list[str]] = {"check": [], "finish": []}
+    check, finish = Cleaner.check, Cleaner.finish
+
+    def checked(self: Cleaner, batch: Any) -> Any:
+        ran_in["check"].append(threading.current_thread().name)
+        return check(self, batch)
+
+    def finished(self: Cleaner, batch: Any) -> Any:
+        ran_in["finish"].append(threading.current_thread().name)
+        return finish(self, batch)
+
+    monkeypatch.setattr(Cleaner, "check", checked)
+    monkeypatch.setattr(Cleaner, "finish", finished)
+    c = contract()
+    lines = [f"d{i % 3},2024-01-01T00:{i:02d}:00Z,{i},a" for i in range(30)]
+    data = ("id,time,v,kind\n" + "\n".join(lines) + "\n").encode()
+
+    dry = validate_source(io.BytesIO(data), c, source="f.csv", batch_rows=10)
+    assert dry.counters.rows_valid == 30
+    caller = threading.current_thread().name
+    assert ran_in == {"check": [caller] * 3, "finish": [caller] * 3}
+
+    ran_in["check"].clear()
+    ran_in["finish"].clear()
+    store = SQLiteStore(tmp_path / "s.db")
+    store.ensure_schema(c)
+    ref = ObjectRef("file:///f.csv", "v1", len(data))
+    options = IngestOptions(batch_rows=10)
+    report = ingest_object(lambda: io.BytesIO(data), ref, c, store, options=options)
+    assert report.status == "loaded" and report.rows_loaded == 30
+    assert len(ran_in["check"]) == 3
+    assert all(name.startswith("iotpipe-check_") for name in ran_in["check"])
+    assert ran_in["finish"] == ["iotpipe-clean"] * 3
+
+
 @pytest.mark.parametrize("prefetch", [False, True])
 def test_the_deadline_is_told_the_rows_read_so_far_at_each_batch(prefetch: bool) -> None:
     # What LoadDeadline.mark is given: the running count of rows read (rejected ones too),
@@ -261,6 +317,7 @@ def test_with_one_permit_a_batch_is_read_only_once_the_one_before_was_passed_on(
     )  # fmt: skip
     rows, _ = next(batches)
     assert rows.height == 10
+    assert any(t.name == "iotpipe-read" for t in threading.enumerate())  # reading in a thread
     time.sleep(0.3)  # time for the reader to run ahead, were it allowed to
     assert marks == [10]  # no permit given back: batch 2 is not read
     permits.give()
@@ -282,8 +339,13 @@ def test_the_read_ahead_bound_is_lifted_once_batches_go_to_sorted_runs(
     from iotpipe.prefetch import Permits
 
     lifts: list[bool] = []
+    taken: list[bool] = []
 
     class Watched(Permits):
+        def take(self) -> bool:
+            taken.append(True)
+            return super().take()
+
         def lift(self) -> None:
             lifts.append(True)
             super().lift()
@@ -300,3 +362,4 @@ def test_the_read_ahead_bound_is_lifted_once_batches_go_to_sorted_runs(
     )
     assert report.status == "loaded" and report.rows_loaded == 60
     assert bool(lifts) is lifted
+    assert len(taken) >= 6  # the reader takes a permit for each of the 6 batches
