@@ -251,9 +251,7 @@ def run(name: str, children: int, survivors: bool = False, sample: int = 0, only
         if not again:
             return
     if only:  # a changed function's mutants first, before the rest of a long group
-        again = sorted(
-            m for m, s in results(name).items() if s in UNTESTED and fnmatch.fnmatch(m, only)
-        )
+        again = fnmatch.filter(untested(name), only)
         if not again:
             return
     env = {
@@ -292,14 +290,19 @@ def forget_callers(mutants: Path) -> None:
 SAMPLE_SEED = 20261127
 
 
+def untested(name: str) -> list[str]:
+    """Return the group's mutants no run has tested yet, sorted."""
+    return sorted(m for m, s in results(name).items() if s in UNTESTED)
+
+
 def draw(name: str, size: int) -> list[str]:
     """Draw ``size`` of the group's untested mutants at random (seeded); remember the draw.
 
     For mutants too costly to test them all (the exactly-once core: every integration test
     runs it): the sample's score estimates theirs, and the summary reports it apart.
     """
-    untested = sorted(m for m, s in results(name).items() if s in UNTESTED)
-    drawn = sorted(random.Random(SAMPLE_SEED).sample(untested, min(size, len(untested))))
+    pool = untested(name)
+    drawn = sorted(random.Random(SAMPLE_SEED).sample(pool, min(size, len(pool))))
     kept = WORK / name / "sample.txt"
     earlier = kept.read_text().split() if kept.exists() else []
     kept.write_text("\n".join(sorted({*earlier, *drawn})) + "\n")
@@ -418,17 +421,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("groups", nargs="*", help=f"some of: {', '.join(GROUPS)}")
     parser.add_argument("--summary", action="store_true", help="only print the summary")
-    parser.add_argument(
+    which = parser.add_mutually_exclusive_group()  # each picks the mutants to test
+    which.add_argument(
         "--survivors", action="store_true", help="test the surviving mutants again (new tests)"
     )
-    parser.add_argument(
+    which.add_argument(
         "--sample",
         type=int,
         default=0,
         metavar="N",
         help="test N of the untested mutants drawn at random (reported apart)",
     )
-    parser.add_argument(
+    which.add_argument(
         "--only",
         default="",
         metavar="GLOB",
