@@ -13,6 +13,13 @@ import polars as pl
 from iotpipe.contract import DEVICE_ID, TS
 
 MAX_LEVEL_KEYS = 1 << 20  # 16 MB per key-index level
+# Keys kept as their batches gave them, unsorted, before they are sorted into the levels: a
+# file of up to a million rows is never sorted at all. A lookup scans them (a set probe per
+# key kept), which costs less than keeping them sorted: 1M messy rows in time order, one
+# thread, 0.14 s sorting and merging plus 0.04 s of lookups against 0.05 s of lookups
+# (docs/benchmarks.md, eighteenth round).
+MAX_PENDING_KEYS = 1 << 20
+MAX_PENDING_CHUNKS = 64
 
 
 @dataclass(frozen=True)
@@ -31,11 +38,13 @@ class Deduplicator:
     ----------
     columns
         The value columns (device_id, ts and each field) that decide "the same row".
+    pending_keys
+        Keys the index keeps unsorted (`KeyIndex`).
     """
 
-    def __init__(self, columns: list[str]) -> None:
+    def __init__(self, columns: list[str], *, pending_keys: int = MAX_PENDING_KEYS) -> None:
         self.columns = columns
-        self._index = KeyIndex()
+        self._index = KeyIndex(pending_keys)
         # Each device's latest time among the keys in the index: a later key is new, and
         # needs no lookup (in a file written in time order, that is nearly every row).
         self._frontier = pl.DataFrame(schema={DEVICE_ID: pl.String, TS: pl.Datetime("us")})
@@ -104,18 +113,38 @@ class Deduplicator:
 class KeyIndex:
     """Which row currently holds each (device_id, ts) key of the file: 16 bytes per key.
 
-    Levels of sorted (key hash, row hash) frames, merged when neighbours reach similar sizes
-    (a log-structured merge), so a lookup is a binary search per level and the file's index
-    costs O(n log n) to maintain. Levels stop growing at `MAX_LEVEL_KEYS`, which bounds the
-    memory a merge needs on top of the index itself.
+    The newest keys are kept as their batches gave them (up to ``pending_keys``), and a lookup
+    finds them with a set probe per key kept. Beyond that they go to levels of sorted (key
+    hash, row hash) frames, merged when neighbours reach similar sizes (a log-structured
+    merge), so a lookup is a binary search per level and a long file's index costs
+    O(n log n) to maintain. Levels stop growing at `MAX_LEVEL_KEYS`, which bounds the memory a
+    merge needs on top of the index itself.
+
+    Parameters
+    ----------
+    pending_keys
+        Keys kept unsorted before they are sorted into the levels.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, pending_keys: int = MAX_PENDING_KEYS) -> None:
         self._levels: list[pl.DataFrame] = []
+        # (k, h) rows in the order recorded (a key's last row is its newest), newer than every
+        # level; one chunk per batch, not copied together.
+        self._pending = pl.DataFrame(schema={"k": pl.UInt64, "h": pl.UInt64})
+        self._pending_keys = pending_keys
 
     def lookup(self, keys: pl.Series) -> pl.Series:
         """Return the row hash recorded for each key (null where the key is new)."""
         found = pl.repeat(None, keys.len(), dtype=pl.UInt64, eager=True).alias("h")
+        pending = self._pending.filter(pl.col("k").is_in(keys.implode()))
+        if pending.height:
+            pending = pending.unique("k", keep="last", maintain_order=True)  # the newest
+            found = keys.replace_strict(
+                pending.get_column("k"),
+                pending.get_column("h"),
+                default=None,
+                return_dtype=pl.UInt64,
+            ).alias("h")
         for level in reversed(self._levels):  # newest first
             level_keys = level.get_column("k")
             pos = level_keys.search_sorted(keys).clip(0, level.height - 1)
@@ -132,8 +161,21 @@ class KeyIndex:
         """Record the row hash of each key (``keys`` are distinct)."""
         if keys.len() == 0:
             return
+        self._pending = pl.concat(
+            [self._pending, pl.DataFrame({"k": keys, "h": hashes})], rechunk=False
+        )
+        if self._pending.n_chunks() > MAX_PENDING_CHUNKS:  # many small batches
+            self._pending = self._pending.rechunk()
+        if self._pending.height <= self._pending_keys:
+            return
+        # One level of them: each key's newest row hash, sorted by key.
+        level = self._pending.unique("k", keep="last").sort("k")
+        self._pending = self._pending.clear()
+        self._add_level(level)
+
+    def _add_level(self, level: pl.DataFrame) -> None:
         levels = self._levels
-        levels.append(pl.DataFrame({"k": keys, "h": hashes}).sort("k"))
+        levels.append(level)
         while (
             len(levels) > 1
             and levels[-2].height <= 2 * levels[-1].height
