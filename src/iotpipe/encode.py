@@ -73,15 +73,24 @@ class Encoder:
         pl.DataFrame
             The rows with columns in `DataContract.output_columns` order.
         """
+        self.learn(rows)
+        encoded = self.encode_known(rows)
+        assert encoded is not None  # every value has a code now
+        return encoded
+
+    def learn(self, rows: pl.DataFrame) -> None:
+        """Give each category value of ``rows`` that has none a code (`encode` without columns).
+
+        Codes follow the order values show up: a load that encodes its rows later, in another
+        order (`iotpipe.storage.readings.FileLoad`, once it keeps sorted runs), learns them
+        here first, in the file's order.
+        """
         for f in self.contract.categories:
             known = self._known[f.name]
             new = [v for v in _distinct(rows.get_column(f.name)) if v not in known]
             if new:
                 codes = self.dictionary.codes(self.contract.name, f.name, new)
                 self._known[f.name] = {**known, **codes}
-        encoded = self.encode_known(rows)
-        assert encoded is not None  # every value has a code now
-        return encoded
 
     def encode_known(self, rows: pl.DataFrame) -> pl.DataFrame | None:
         """Return `encode`'s result when every value already has a code; None otherwise.

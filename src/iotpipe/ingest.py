@@ -349,6 +349,7 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
             prefetch=True,
             on_read=deadline.mark if deadline is not None else None,
             permits=permits,
+            clean_only=lambda: loader.spilled,
         )
         with contextlib.closing(batches):
             for rows, rejected in batches:
@@ -464,6 +465,7 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     prefetch: bool = False,
     on_read: Callable[[int], None] | None = None,
     permits: Permits | None = None,
+    clean_only: Callable[[], bool] | None = None,
 ) -> Generator[tuple[pl.DataFrame, list[RejectedRow]], None, None]:
     """Read, clean and encode a source: yield (encoded rows, rejected rows) per batch.
 
@@ -479,6 +481,10 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     (and encodes them, once their categories' codes are known) as many ahead of the
     consumer. Batches keep their order; an error is raised where it happened. The category
     dictionary is used by the consumer's thread alone.
+
+    Once ``clean_only`` says so (the loader keeps sorted runs and encodes what it merges),
+    batches are yielded clean, not encoded: their new category values get codes here, in the
+    file's order, and the columns are built after the merge.
     """
     contract = contract.for_source(report.source)
     cleaner = Cleaner(contract, now)
@@ -488,10 +494,13 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
     check_fit(contract, reader)
     encoder = Encoder(contract, dictionary)
 
+    def deferred() -> bool:
+        return clean_only is not None and clean_only()
+
     def with_codes(done: CleanBatch) -> tuple[CleanBatch, pl.DataFrame | None]:
         # Encoded here too when every category value already has a code: the consumer's
         # thread (the one that writes to the database) then only sends the batch.
-        return done, encoder.encode_known(done.rows)
+        return done, None if deferred() else encoder.encode_known(done.rows)
 
     def clean_all() -> Generator[tuple[CleanBatch, pl.DataFrame | None], None, None]:
         batches = _read(reader, permits, on_read)
@@ -522,7 +531,11 @@ def _pipeline(  # noqa: PLR0917 (private; the pipeline's inputs)
         for batch, encoded in stages:
             report.note_rejected(batch.rejected)
             # A new value's code comes from the dictionary, in this thread only.
-            yield (encoder.encode(batch.rows) if encoded is None else encoded), batch.rejected
+            if encoded is None and deferred():
+                encoder.learn(batch.rows)  # the loader encodes the rows after its merge
+                yield batch.rows, batch.rejected
+            else:
+                yield (encoder.encode(batch.rows) if encoded is None else encoded), batch.rejected
     finally:
         if permits is not None:
             permits.close()  # first: a reader waiting for a permit stops

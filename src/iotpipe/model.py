@@ -233,7 +233,9 @@ class Loader(Protocol):
     def upsert(self, rows: pl.DataFrame) -> int:
         """Upsert encoded rows (columns in `DataContract.output_columns` order).
 
-        Returns once they are being written (or kept in a run, once `spilled`).
+        Once `spilled`, clean rows do too (the key and field columns, their category values
+        already given codes): the loader encodes what it merges. Returns once the rows are
+        being written (or kept in a run, once `spilled`).
         """
         ...
 

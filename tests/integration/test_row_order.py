@@ -1,5 +1,8 @@
 """A file in random row order loads through sorted runs (`iotpipe.storage.spill`) to exactly
-the table writing its batches as they come gives, on both engines, and exactly its report."""
+the table writing its batches as they come gives, on both engines, and exactly its report.
+
+The runs keep clean rows; their encodings are rebuilt after the merge from codes learned in
+the file's order, so the codes, one-hot columns and category dictionary are the same too."""
 
 from __future__ import annotations
 
@@ -34,6 +37,14 @@ def load(url: str, path: Path) -> Any:
         store.close()
 
 
+def dictionary(url: str) -> dict[str, dict[str, int]]:
+    store = build_store(url)
+    try:
+        return store.category_dictionary(ACME.name)
+    finally:
+        store.close()
+
+
 def test_a_random_order_file_loads_through_runs_to_the_same_table(
     store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,12 +62,62 @@ def test_a_random_order_file_loads_through_runs_to_the_same_table(
     assert spilled == [True]
     assert report.status == "loaded"
     assert {k: report.to_dict()[k] for k in asdict(truth)} == asdict(truth)
-    through_runs = table_rows(store_url, ACME)
+    through_runs = table_rows(store_url, ACME, ACME.output_columns)
     assert len(through_runs) == truth.rows_valid
+    codes = dictionary(store_url)
 
     # The same file written batch by batch as it comes (runs turned off), into a new table.
     monkeypatch.setattr(FileLoad, "BEHIND_SHARE", 2.0)
     other = f"sqlite:///{tmp_path}/direct.db"
     assert load(other, path).status == "loaded"
     assert spilled == [True, False]
-    assert through_runs == table_rows(other, ACME)
+    assert through_runs == table_rows(other, ACME, ACME.output_columns)
+    assert codes == dictionary(other)
+    assert all(len(codes[f.name]) > 1 for f in ACME.categories)
+
+
+def test_codes_follow_the_file_s_order_when_rows_go_through_runs(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A region first seen in the middle of the file, on the last device by key, and one seen
+    # only at its end, on the first device: the merge meets them in the other order, but
+    # codes are given as the file shows the values (as when batches are written as they
+    # come), and each stored row's code and one-hot columns are its value's.
+    lines = ["device_id,timestamp,region,status,battery_pct"]
+    for i in range(600):
+        minute = (i * 337) % 600  # every minute once, in a scrambled order
+        device, region = f"d{i % 5}", "north"
+        if i == 300:
+            device, region = "z9", "middle"
+        if i == 599:
+            device, region = "a0", "late"
+        stamp = f"2025-03-01T{minute // 60:02d}:{minute % 60:02d}:00Z"
+        lines.append(f"{device},{stamp},{region},idle,50")
+    path = tmp_path / "scrambled.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    spilled: list[bool] = []
+    finish = FileLoad.finish
+
+    def watched(self: FileLoad, report: Any) -> None:
+        spilled.append(self.spilled)
+        finish(self, report)
+
+    monkeypatch.setattr(FileLoad, "finish", watched)
+    store = build_store(store_url)
+    try:
+        report = ingest_object(
+            lambda: path.open("rb"),
+            local_object(path),
+            ACME,
+            store,
+            options=IngestOptions(batch_rows=50),
+        )
+        assert (report.status, report.rows_loaded) == ("loaded", 600), report.error
+        codes = store.category_dictionary(ACME.name)
+    finally:
+        store.close()
+    assert spilled == [True]
+    assert codes["region"] == {"north": 1, "middle": 2, "late": 3}
+    stored = table_rows(store_url, ACME, ["region", "region_code", "status", "status_idle"])
+    assert {(r[0], r[1]) for r in stored} == {("north", 1), ("middle", 2), ("late", 3)}
+    assert {(r[2], r[3]) for r in stored} == {("idle", 1)}

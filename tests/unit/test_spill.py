@@ -226,3 +226,51 @@ def test_a_runs_cursor_holds_its_share_and_one_block_at_most(
         seen += held
     assert seen == n
     event(f"blocks: {len(blocks)}")
+
+
+def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iotpipe.encode import Encoder, InMemoryCategoryDictionary
+
+    contract = load_contract("acme_usage")
+    clean_columns = [DEVICE_ID, TS, *(f.name for f in contract.fields)]
+    dictionary = InMemoryCategoryDictionary()
+    encoder = Encoder(contract, dictionary)
+    kept: list[list[str]] = []
+    add = spill.SpilledRuns.add
+
+    def recorded(self: spill.SpilledRuns, rows: pl.DataFrame) -> None:
+        kept.append(rows.columns)
+        add(self, rows)
+
+    monkeypatch.setattr(spill.SpilledRuns, "add", recorded)
+    bulk = Recording()
+    load = FileLoad(
+        None, contract, bulk, lambda report: None, whole_rows=True, spill_dir=str(tmp_path),
+        dictionary=dictionary,
+    )  # fmt: skip
+    regions = ["north", "south", "east", "west"]
+    for n, keyed in enumerate(batches("random")):
+        clean = keyed.with_columns(
+            pl.lit(None, dtype=pl.String if f.type == "category" else pl.Float64).alias(f.name)
+            for f in contract.fields
+        ).with_columns(pl.lit(regions[n]).alias("region"), pl.lit("idle").alias("status"))
+        clean = clean.select(clean_columns)
+        if load.spilled:  # as the pipeline gives them then: codes learned, no encodings
+            encoder.learn(clean)
+            load.upsert(clean)
+        else:
+            load.upsert(encoder.encode(clean))
+    load.finish({"status": "loaded"})
+    assert load.spilled
+    assert kept and all(columns == clean_columns for columns in kept)
+    merged = pl.concat(bulk.written[1:])
+    assert merged.height == 600
+    assert merged.columns == contract.output_columns
+    assert merged.equals(encoder.encode(merged.select(clean_columns)))
+    assert merged.get_column("region").unique().sort().to_list() == sorted(regions[1:])
+    # Learned as the batches came: the merge meets the regions in another order.
+    assert dictionary.codes(contract.name, "region", regions) == {
+        region: code for code, region in enumerate(regions, start=1)
+    }

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from iotpipe.contract import DEVICE_ID, TS, DataContract
-from iotpipe.model import Bucket, ReadingsQuery
+from iotpipe.model import Bucket, CategoryDictionary, ReadingsQuery
 from iotpipe.prefetch import prefetched
 from iotpipe.stats import NumericStats
 from iotpipe.storage.database import Database
@@ -184,6 +184,11 @@ class FileLoad:
         Where runs and staged batches go (the system's temporary directory by default).
     lock
         Held while the cursor is used to write a batch (`Database.open_lock`).
+    dictionary
+        The dataset's category codes. With them, runs keep only the key and field columns
+        (the encodings are rebuilt from the codes: a third of the columns to sort, write and
+        merge), batches given once `spilled` may come without encodings, and each merged
+        piece is encoded before it is staged. Without them, runs keep rows as they are given.
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
@@ -198,8 +203,10 @@ class FileLoad:
         whole_rows: bool,
         spill_dir: str | None = None,
         lock: AbstractContextManager[Any] | None = None,
+        dictionary: CategoryDictionary | None = None,
     ) -> None:
         self.cursor = cursor
+        self._dictionary = dictionary
         self._lock = lock if lock is not None else contextlib.nullcontext()
         self._contract = contract
         self._bulk = bulk
@@ -250,9 +257,13 @@ class FileLoad:
         """
         self._wait_for_writer()
         if self._runs is not None:
-            # Merged, staged and written, each in its own thread, a piece or two ahead.
+            # Merged, (encoded and) staged, and written, each in its own thread, a piece or
+            # two ahead.
             pieces = self._runs.merged(self._batch_rows)
-            staged = prefetched(map(self._staged, pieces), 2, "iotpipe-stage-runs")
+            encode = self._encoder()
+            staged = prefetched(
+                (self._staged(encode(piece)) for piece in pieces), 2, "iotpipe-stage-runs"
+            )
             try:
                 for ready in staged:
                     self._written(ready)
@@ -286,6 +297,9 @@ class FileLoad:
         if not behind:
             self._advance(rows)
         self._spilling = behind
+        if behind and self._dictionary is not None:  # encoded again after the merge
+            contract = self._contract
+            rows = rows.select(DEVICE_ID, TS, *(f.name for f in contract.fields))
         rows = rows.sort(DEVICE_ID, TS)
         if not behind:
             return self._staged(rows)
@@ -301,6 +315,16 @@ class FileLoad:
         if self._staging is None:
             self._staging = Path(tempfile.mkdtemp(prefix="iotpipe-stage-", dir=self._spill_dir))
         return _Ready(rows, self._bulk.stage(rows, self._staging))
+
+    def _encoder(self) -> Callable[[pl.DataFrame], pl.DataFrame]:
+        """Return what encodes a merged piece (the identity without a dictionary)."""
+        if self._dictionary is None:
+            return lambda rows: rows
+        from iotpipe.encode import Encoder
+
+        # Every value already has its code (`Encoder.learn`, as the batches came): this
+        # encoder only reads them, in the staging thread, while nothing else uses them.
+        return Encoder(self._contract, self._dictionary).encode
 
     def _wait_for_writer(self) -> None:
         """Wait until the batch being written is (its error is raised here)."""

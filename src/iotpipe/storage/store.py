@@ -138,6 +138,7 @@ class SqlStore:
                 lambda report: self.ledger.mark_loaded(cursor, claim, report),
                 whole_rows=table_columns <= set(contract.output_columns),
                 lock=self.db.open_lock,
+                dictionary=self,
             )
             try:
                 yield load
