@@ -66,8 +66,10 @@ def test_the_merge_keeps_each_keys_latest_row_in_key_order(
     ]
     assert got == sorted(expected.items())  # once per key, in order, the last run's value
     # chunk rows at a time, the first an eighth of that (the load waiting for it starts
-    # sooner), the last what is left
-    sizes = [max(1, chunk // 8)] + [chunk] * len(pieces)
+    # sooner) and each next twice the one before up to a chunk, the last what is left
+    sizes = [max(1, chunk // 8)]
+    while len(sizes) < len(pieces):
+        sizes.append(min(2 * sizes[-1], chunk))
     assert [piece.height for piece in pieces[:-1]] == sizes[: len(pieces) - 1]
     assert all(0 < piece.height <= size for piece, size in zip(pieces, sizes, strict=False))
     assert all("__iotpipe_run" not in piece.columns for piece in pieces)
