@@ -23,7 +23,7 @@ from tests.integration.conftest import table_rows
 ACME = load_contract("acme_usage")
 
 
-def load(url: str, path: Path) -> Any:
+def load(url: str, path: Path, batch_rows: int = 4_000) -> Any:
     store = build_store(url)
     try:
         return ingest_object(
@@ -31,10 +31,23 @@ def load(url: str, path: Path) -> Any:
             local_object(path),
             ACME,
             store,
-            options=IngestOptions(batch_rows=4_000),
+            options=IngestOptions(batch_rows=batch_rows),
         )
     finally:
         store.close()
+
+
+def watch_spilled(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Return a list that gets each load's `FileLoad.spilled` as it finishes."""
+    spilled: list[bool] = []
+    finish = FileLoad.finish
+
+    def watched(self: FileLoad, report: Any) -> None:
+        spilled.append(self.spilled)
+        finish(self, report)
+
+    monkeypatch.setattr(FileLoad, "finish", watched)
+    return spilled
 
 
 def dictionary(url: str) -> dict[str, dict[str, int]]:
@@ -50,14 +63,7 @@ def test_a_random_order_file_loads_through_runs_to_the_same_table(
 ) -> None:
     path = tmp_path / "merged.csv"
     truth = write_messy(path, 40_000, devices=60, order="random", seed=5)
-    spilled: list[bool] = []
-    finish = FileLoad.finish
-
-    def watched(self: FileLoad, report: Any) -> None:
-        spilled.append(self.spilled)
-        finish(self, report)
-
-    monkeypatch.setattr(FileLoad, "finish", watched)
+    spilled = watch_spilled(monkeypatch)
     report = load(store_url, path)
     assert spilled == [True]
     assert report.status == "loaded"
@@ -95,27 +101,10 @@ def test_codes_follow_the_file_s_order_when_rows_go_through_runs(
         lines.append(f"{device},{stamp},{region},idle,50")
     path = tmp_path / "scrambled.csv"
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    spilled: list[bool] = []
-    finish = FileLoad.finish
-
-    def watched(self: FileLoad, report: Any) -> None:
-        spilled.append(self.spilled)
-        finish(self, report)
-
-    monkeypatch.setattr(FileLoad, "finish", watched)
-    store = build_store(store_url)
-    try:
-        report = ingest_object(
-            lambda: path.open("rb"),
-            local_object(path),
-            ACME,
-            store,
-            options=IngestOptions(batch_rows=50),
-        )
-        assert (report.status, report.rows_loaded) == ("loaded", 600), report.error
-        codes = store.category_dictionary(ACME.name)
-    finally:
-        store.close()
+    spilled = watch_spilled(monkeypatch)
+    report = load(store_url, path, batch_rows=50)
+    assert (report.status, report.rows_loaded) == ("loaded", 600), report.error
+    codes = dictionary(store_url)
     assert spilled == [True]
     assert codes["region"] == {"north": 1, "middle": 2, "late": 3}
     stored = table_rows(store_url, ACME, ["region", "region_code", "status", "status_idle"])
