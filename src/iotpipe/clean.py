@@ -152,7 +152,7 @@ class Cleaner:
         self._earliest = contract.timestamp.earliest
         self._latest = now + contract.timestamp.max_future
         self.counters = CleanCounters()
-        self.columns = [DEVICE_ID, TS, *(f.name for f in contract.fields)]
+        self.columns = contract.value_columns
         self._dedupe = Deduplicator(self.columns)
         self._time_of_day: dt.time | None = None
         # The reject rules depend on the contract and `now` alone: built once, not per batch

@@ -349,7 +349,7 @@ def _load_once(  # noqa: PLR0917 (private; every argument is needed and distinct
             prefetch=True,
             on_read=deadline.mark if deadline is not None else None,
             permits=permits,
-            clean_only=lambda: loader.spilled,
+            clean_only=lambda: loader.takes_clean_rows,
         )
         with contextlib.closing(batches):
             for rows, rejected in batches:

@@ -230,12 +230,17 @@ class Loader(Protocol):
         """Whether batches go to sorted runs, written by `finish`, not to the table at once."""
         ...
 
+    @property
+    def takes_clean_rows(self) -> bool:
+        """Whether `upsert` takes clean rows now (it keeps runs and encodes what it merges)."""
+        ...
+
     def upsert(self, rows: pl.DataFrame) -> int:
         """Upsert encoded rows (columns in `DataContract.output_columns` order).
 
-        Once `spilled`, clean rows do too (the key and field columns, their category values
-        already given codes): the loader encodes what it merges. Returns once the rows are
-        being written (or kept in a run, once `spilled`).
+        Once `takes_clean_rows`, clean rows do too (`DataContract.value_columns`, their
+        category values already given codes). Returns once the rows are being written (or
+        kept in a run, once `spilled`).
         """
         ...
 

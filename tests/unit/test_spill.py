@@ -129,6 +129,7 @@ def test_only_a_file_out_of_time_order_is_spilled_and_either_way_rows_arrive_sor
     assert len(runs) == (order == "random")
     load.finish({"status": "loaded"})
     assert load.spilled == (order == "random")
+    assert not load.takes_clean_rows  # no dictionary to encode the merge with: never
     assert marked == [{"status": "loaded"}]
     written = pl.concat(bulk.written)
     assert written.height == 800
@@ -259,7 +260,8 @@ def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
             for f in contract.fields
         ).with_columns(pl.lit(regions[n]).alias("region"), pl.lit("idle").alias("status"))
         clean = clean.select(clean_columns)
-        if load.spilled:  # as the pipeline gives them then: codes learned, no encodings
+        assert load.takes_clean_rows == load.spilled
+        if load.takes_clean_rows:  # as the pipeline gives them then: codes learned, no encodings
             encoder.learn(clean)
             load.upsert(clean)
         else:

@@ -267,9 +267,14 @@ class DataContract:
         return tuple(f for f in self.fields if f.type in ("number", "integer"))
 
     @property
+    def value_columns(self) -> list[str]:
+        """The key and field columns of a clean row (the stored columns before encodings)."""
+        return [DEVICE_ID, TS, *(f.name for f in self.fields)]
+
+    @property
     def output_columns(self) -> list[str]:
         """Every stored column, in table order: key, fields, then encodings."""
-        columns = [DEVICE_ID, TS, *(f.name for f in self.fields)]
+        columns = self.value_columns
         for f in self.categories:
             columns.append(f"{f.name}_code")
             columns.extend(f.onehot_columns.values())

@@ -187,8 +187,8 @@ class FileLoad:
     dictionary
         The dataset's category codes. With them, runs keep only the key and field columns
         (the encodings are rebuilt from the codes: a third of the columns to sort, write and
-        merge), batches given once `spilled` may come without encodings, and each merged
-        piece is encoded before it is staged. Without them, runs keep rows as they are given.
+        merge), batches given once `takes_clean_rows` may come without encodings, and each
+        merged piece is encoded before it is staged. Without them, runs keep rows as they are given.
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
@@ -228,6 +228,11 @@ class FileLoad:
     def spilled(self) -> bool:
         """Whether the file was loaded through sorted runs (it was not in time order)."""
         return self._runs is not None
+
+    @property
+    def takes_clean_rows(self) -> bool:
+        """Whether `upsert` takes clean rows now: it keeps runs and encodes what it merges."""
+        return self._runs is not None and self._dictionary is not None
 
     def upsert(self, rows: pl.DataFrame) -> int:
         """Take a batch of encoded rows; return how many once its write has begun.
@@ -298,8 +303,7 @@ class FileLoad:
             self._advance(rows)
         self._spilling = behind
         if behind and self._dictionary is not None:  # encoded again after the merge
-            contract = self._contract
-            rows = rows.select(DEVICE_ID, TS, *(f.name for f in contract.fields))
+            rows = rows.select(self._contract.value_columns)
         rows = rows.sort(DEVICE_ID, TS)
         if not behind:
             return self._staged(rows)
