@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+# First: importing iotpipe sets Polars' allocator up (iotpipe.ALLOCATOR_SETTINGS), as the CLI
+# and the handlers have it, before any benchmark imports Polars.
+import iotpipe  # noqa: F401
+
 
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, in MB.
