@@ -10,7 +10,9 @@ import iotpipe
 
 # A batch's worth of columns (each below jemalloc's 8 MB "oversize" bound, which is always
 # given back at once), freed, then after a pause longer than Polars' half second of decay
-# the same again: the page faults of the second batch are printed.
+# the same again: the page faults of both batches are printed. (Polars' own setting gives the
+# pages back within the pause too, but on its background thread's schedule; a setting that
+# gives them back at once makes the comparison without a race.)
 SCRIPT = """
 import resource, time
 import iotpipe
@@ -45,8 +47,6 @@ def test_freed_pages_wait_for_the_next_batch_and_a_setting_of_the_user_s_wins() 
     # 16 columns of 500,000 integers, twice: 128 MB, 32,768 pages of 4 KB.
     kept_first, kept_second = _faults(None)
     given_first, given_second = _faults("dirty_decay_ms:0,muzzy_decay_ms:0")
-    _, polars_second = _faults("")  # a setting that says nothing: Polars' own half second
     assert kept_first > 16_000 and given_first > 16_000
     assert given_second > 16_000  # given back at once: the next batch faults them in again
-    assert polars_second > 16_000  # given back within the pause
     assert kept_second < given_second / 4  # kept: the next batch reuses them
