@@ -60,6 +60,43 @@ def test_a_retry_starts_only_with_min_retry_seconds_left_after_its_wait(
     assert entry.error == f"gave up after {attempts} attempt(s): connection lost"
 
 
+class FlakyStore(SQLiteStore):
+    """A store whose first ``failures`` loads lose their database connection."""
+
+    def __init__(self, path: Path, failures: int) -> None:
+        super().__init__(path)
+        self.failures = failures
+
+    @contextmanager
+    def load(self, claim: Claim, contract: DataContract) -> Iterator[Loader]:
+        if self.failures:
+            self.failures -= 1
+            raise TransientStorageError("connection lost")
+        with super().load(claim, contract) as loader:
+            yield loader
+
+
+def test_a_retried_load_waits_twice_as_long_each_time_and_reports_all_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        real_sleep(seconds)
+
+    real_sleep = time.sleep
+    monkeypatch.setattr("iotpipe.ingest.time.sleep", sleep)
+    store = FlakyStore(tmp_path / "s.db", failures=3)
+    options = IngestOptions(retries=3, backoff_seconds=0.05)
+    ref = ObjectRef("file:///x.csv", "v1", len(DATA))
+    report = ingest_object(lambda: io.BytesIO(DATA), ref, contract(), store, options=options)
+    assert (report.status, report.rows_loaded) == ("loaded", 2)
+    assert waits == [0.05, 0.1, 0.2]
+    # The report times the file from its first attempt, waits included, not only the last.
+    assert report.seconds >= sum(waits)
+
+
 def test_a_dry_run_judges_future_timestamps_by_the_clock_it_is_given() -> None:
     def valid(now: dt.datetime | None) -> int:
         report = validate_source(io.BytesIO(DATA), contract(), source="x.csv", now=now)
