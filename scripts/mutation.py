@@ -125,6 +125,17 @@ GROUPS = {
             "tests/unit/test_ingest_service.py",  # retries' time check, a dry run's clock
         ],
     ),
+    # Category codes: in the order values show up, learned ahead of a merge that encodes
+    # later (a spilled file), the same codes either way.
+    "encode": Group(
+        ["src/iotpipe/encode.py"],
+        [
+            "tests/unit/test_encode.py",
+            "tests/unit/test_spill.py",
+            "tests/unit/test_file_load.py",
+            "tests/integration/test_row_order.py",
+        ],
+    ),
     # The threads that read ahead of the load and of a spilled merge, and the permits that
     # bound them (unit tests: each runs in a second or two).
     "prefetch": Group(
