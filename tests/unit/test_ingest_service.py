@@ -25,41 +25,6 @@ from tests.unit.helpers import contract
 DATA = b"id,time,v\nd1,2024-06-01T00:00:00Z,1\nd2,2024-06-01T00:00:00Z,2\n"
 
 
-class DroppingStore(SQLiteStore):
-    """A store whose every load loses its database connection."""
-
-    @contextmanager
-    def load(self, claim: Claim, contract: DataContract) -> Iterator[Loader]:
-        raise TransientStorageError("connection lost")
-        yield  # pragma: no cover (a generator for contextmanager)
-
-
-@pytest.mark.parametrize(
-    ("remaining", "attempts"),
-    [
-        (12.0, 2),  # 12 - 2 = 10 left after the first 2 s wait: just enough for a retry
-        (11.9, 1),  # 11.9 - 2 < 10: no retry starts
-    ],
-)
-def test_a_retry_starts_only_with_min_retry_seconds_left_after_its_wait(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remaining: float, attempts: int
-) -> None:
-    waits: list[float] = []
-    monkeypatch.setattr("iotpipe.ingest.time.sleep", waits.append)
-    store = DroppingStore(tmp_path / "s.db")
-    options = IngestOptions(
-        retries=5, backoff_seconds=2.0, remaining_seconds=lambda: remaining, min_retry_seconds=10
-    )
-    ref = ObjectRef("file:///x.csv", "v1", len(DATA))
-    with pytest.raises(TransientStorageError):
-        ingest_object(lambda: io.BytesIO(DATA), ref, contract(), store, options=options)
-    # The second wait would be 4 s, leaving 8 s: never started.
-    assert waits == [2.0] * (attempts - 1)
-    (entry,) = store.files()
-    assert entry.status == "failed"
-    assert entry.error == f"gave up after {attempts} attempt(s): connection lost"
-
-
 class FlakyStore(SQLiteStore):
     """A store whose first ``failures`` loads lose their database connection."""
 
@@ -74,6 +39,32 @@ class FlakyStore(SQLiteStore):
             raise TransientStorageError("connection lost")
         with super().load(claim, contract) as loader:
             yield loader
+
+
+@pytest.mark.parametrize(
+    ("remaining", "attempts"),
+    [
+        (12.0, 2),  # 12 - 2 = 10 left after the first 2 s wait: just enough for a retry
+        (11.9, 1),  # 11.9 - 2 < 10: no retry starts
+    ],
+)
+def test_a_retry_starts_only_with_min_retry_seconds_left_after_its_wait(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remaining: float, attempts: int
+) -> None:
+    waits: list[float] = []
+    monkeypatch.setattr("iotpipe.ingest.time.sleep", waits.append)
+    store = FlakyStore(tmp_path / "s.db", failures=6)  # every attempt of the six
+    options = IngestOptions(
+        retries=5, backoff_seconds=2.0, remaining_seconds=lambda: remaining, min_retry_seconds=10
+    )
+    ref = ObjectRef("file:///x.csv", "v1", len(DATA))
+    with pytest.raises(TransientStorageError):
+        ingest_object(lambda: io.BytesIO(DATA), ref, contract(), store, options=options)
+    # The second wait would be 4 s, leaving 8 s: never started.
+    assert waits == [2.0] * (attempts - 1)
+    (entry,) = store.files()
+    assert entry.status == "failed"
+    assert entry.error == f"gave up after {attempts} attempt(s): connection lost"
 
 
 def test_a_retried_load_waits_twice_as_long_each_time_and_reports_all_its_time(
