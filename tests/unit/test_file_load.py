@@ -252,6 +252,34 @@ def test_a_failed_write_leaves_no_staged_file_behind(tmp_path: Path) -> None:
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_batch_queued_behind_a_failed_write_is_not_written(tmp_path: Path) -> None:
+    # Batch 1 is queued behind batch 0's write before the caller waits for it: when that
+    # write fails, batch 1 must not go to the server on the failed transaction.
+    attempts: list[int] = []
+
+    class FirstRefused(Staging):
+        def upsert(self, cursor: Any, table: str, rows: pl.DataFrame, **kw: Any) -> None:
+            attempts.append(rows.height)
+            if len(attempts) == 1:
+                deadline = time.monotonic() + WAIT  # fails once batch 1 is staged (and queued)
+                while len(self.staged) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                time.sleep(0.05)
+                raise RuntimeError("connection lost")
+            super().upsert(cursor, table, rows, **kw)
+
+    bulk, marked = FirstRefused(), list[Any]()
+    load = load_of(bulk, tmp_path, marked)
+    load.upsert(batch(0))
+    with pytest.raises(RuntimeError, match="connection lost"):  # batch 0's error, not 1's
+        load.upsert(batch(50, rows=40))
+    time.sleep(0.2)  # time for the writer to take what is queued, if it would
+    load.close()
+    assert attempts == [50]  # batch 1 never reached the bulk path
+    assert bulk.written == [] and marked == []
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_last_batch_s_failed_write_is_raised_by_finish_and_nothing_is_marked(
     tmp_path: Path,
 ) -> None:

@@ -22,8 +22,14 @@ import polars as pl
 
 CHUNK_BYTES = 8 * 1024 * 1024
 # The first chunks are smaller, so the first batch reaches the database sooner (it idles
-# until then); their size doubles up to CHUNK_BYTES.
-FIRST_CHUNK_BYTES = 512 * 1024
+# until then); each is CHUNK_GROWTH times the one before, up to CHUNK_BYTES. The client
+# prepares a megabyte only a little faster than the server loads it, and each batch costs it
+# about 20 ms besides its rows, so a batch much larger than what the server already has
+# keeps it waiting: growing by a quarter from 1 MB (20 batches per 113 MB), the server's
+# wait for its batches fell by about 0.1 s per million rows against doubling from 512 KB
+# (docs/benchmarks.md, twenty-first round). A file under 1 MB is one batch.
+FIRST_CHUNK_BYTES = 1024 * 1024
+CHUNK_GROWTH = 1.25
 MAX_PENDING_BYTES = 64 * 1024 * 1024
 MAX_BOUNDARY_PROBES = 1000
 
@@ -111,7 +117,7 @@ class RecordChunks:
         size = FIRST_CHUNK_BYTES
         while True:
             block = self._stream.read(size)
-            size = min(2 * size, CHUNK_BYTES)
+            size = min(int(CHUNK_GROWTH * size), CHUNK_BYTES)
             if not block:
                 if self._pending:
                     piece, self._pending = self._pending, b""

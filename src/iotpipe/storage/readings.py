@@ -162,11 +162,12 @@ class FileLoad:
     Each batch is written in a writer thread as soon as it is ready, after the batch before
     it; the work it needs before its statement - sorting, judging whether it is behind, and the
     bulk path's own form of it (LOAD DATA's CSV file), or the run it is kept in - is done in
-    the caller's thread by `upsert`, while the batch before it is written. So the server
-    never waits for a batch that is ready, and a batch is not held back until the next one
-    comes. The transaction's cursor is used by one thread at a time: the writer holds
-    ``lock`` while it writes a batch (whatever else uses the cursor meanwhile - the SQLite
-    store's category codes - takes it too), and `finish` waits for the last write.
+    the caller's thread by `upsert`, while the batch before it is written, and the batch is
+    then queued behind that one. So the server never waits for a batch that is ready, and a
+    batch is not held back until the next one comes. The transaction's cursor is used by one
+    thread at a time: the writer holds ``lock`` while it writes a batch (whatever else uses
+    the cursor meanwhile - the SQLite store's category codes - takes it too), and `finish`
+    waits for the last write.
 
     Parameters
     ----------
@@ -221,7 +222,9 @@ class FileLoad:
         self._runs: SpilledRuns | None = None
         self._batch_rows = 0
         self._writer: ThreadPoolExecutor | None = None
-        self._writing: Future[None] | None = None  # the batch being written (or written last)
+        # The batch written last (or being written, or queued behind the one being written).
+        self._writing: Future[None] | None = None
+        self._failed = False  # a write failed: the batches queued behind it are not written
         self._staging: Path | None = None  # the directory of staged batches
 
     @property
@@ -240,19 +243,26 @@ class FileLoad:
         A batch holds one row per key (the de-duplication kept each key's last), so sorting
         it by ``(device_id, ts)`` changes nothing stored; the engine then inserts along its
         clustered index instead of at random places. The batch is prepared here while the
-        one before it is written; its own write starts when that one's is done. Batches are
-        written in the order they were taken; an error writing one is raised here or by
-        `finish`, inside the transaction.
+        one before it is written; its own write starts when that one's is done, and this
+        returns then. Batches are written in the order they were taken; an error writing one
+        is raised here or by `finish`, inside the transaction, and the batch queued behind
+        it is not written.
         """
         if not rows.height:
             return 0
         self._batch_rows = max(self._batch_rows, rows.height)
         ready = self._prepare(rows)
-        self._wait_for_writer()
-        if not ready.behind:
-            if self._writer is None:
-                self._writer = ThreadPoolExecutor(1, thread_name_prefix="iotpipe-write")
-            self._writing = self._writer.submit(self._written, ready)
+        if ready.behind:
+            self._wait_for_writer()
+            return rows.height
+        if self._writer is None:
+            self._writer = ThreadPoolExecutor(1, thread_name_prefix="iotpipe-write")
+        # Queued behind the batch under way, so the writer starts it the moment that one is
+        # done (handed over from this thread, it started 4-20 ms later); then this thread
+        # waits for that one, so no more than two batches are ever ready at once.
+        previous, self._writing = self._writing, self._writer.submit(self._written, ready)
+        if previous is not None:
+            previous.result()
         return rows.height
 
     def finish(self, report: Mapping[str, Any]) -> None:
@@ -284,8 +294,8 @@ class FileLoad:
 
         The connection is the caller's again afterwards (a rollback may follow).
         """
-        if self._writer is not None:
-            self._writer.shutdown(wait=True)
+        if self._writer is not None:  # a batch queued behind the one under way is dropped
+            self._writer.shutdown(wait=True, cancel_futures=True)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
         if self._runs is not None:
@@ -338,6 +348,8 @@ class FileLoad:
 
     def _written(self, ready: _Ready) -> None:
         try:
+            if self._failed:  # a batch queued behind one whose write failed: not written
+                raise RuntimeError("not written: the batch before it failed")
             with self._lock:
                 self._bulk.upsert(
                     self.cursor,
@@ -346,6 +358,9 @@ class FileLoad:
                     whole_rows=self.whole_rows,
                     staged=ready.staged,
                 )
+        except BaseException:
+            self._failed = True
+            raise
         finally:
             _discard(ready.staged)
 
