@@ -294,8 +294,8 @@ class FileLoad:
 
         The connection is the caller's again afterwards (a rollback may follow).
         """
-        if self._writer is not None:  # a batch queued behind the one under way is dropped
-            self._writer.shutdown(wait=True, cancel_futures=True)
+        if self._writer is not None:
+            self._writer.shutdown(wait=True)
         if self._staging is not None:
             shutil.rmtree(self._staging, ignore_errors=True)
         if self._runs is not None:
