@@ -18,7 +18,7 @@ from iotpipe.contract import load_contract
 from iotpipe.ingest import IngestOptions, ingest_object
 from iotpipe.sources import local_object
 from iotpipe.storage.readings import FileLoad
-from tests.integration.conftest import table_rows
+from tests.integration.conftest import fetch_all, table_rows
 
 ACME = load_contract("acme_usage")
 
@@ -110,3 +110,49 @@ def test_codes_follow_the_file_s_order_when_rows_go_through_runs(
     stored = table_rows(store_url, ACME, ["region", "region_code", "status", "status_idle"])
     assert {(r[0], r[1]) for r in stored} == {("north", 1), ("middle", 2), ("late", 3)}
     assert {(r[2], r[3]) for r in stored} == {("idle", 1)}
+
+
+def test_out_of_order_the_lowest_keys_are_written_while_the_rest_is_read(
+    store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The load learns the engine's page cache and, while the file is read, writes the rows of
+    # its lowest keys (as many as a third of that cache holds); the merge writes the rest.
+    path = tmp_path / "merged.csv"
+    truth = write_messy(path, 20_000, devices=40, order="random", seed=8)
+    caches: list[int | None] = []
+    init = FileLoad.__init__
+
+    def watched_init(self: FileLoad, *args: Any, **kwargs: Any) -> None:
+        caches.append(kwargs.get("cache_bytes"))
+        init(self, *args, **kwargs)
+
+    written: list[tuple[bool, int]] = []  # (the file was read by then, rows)
+    read = [False]
+    write, finish = FileLoad._written, FileLoad.finish
+
+    def watched_write(self: FileLoad, ready: Any) -> None:
+        write(self, ready)
+        written.append((read[0], ready.rows.height))
+
+    def watched_finish(self: FileLoad, report: Any) -> None:
+        self._wait_for_writer()
+        read[0] = True
+        finish(self, report)
+
+    monkeypatch.setattr(FileLoad, "__init__", watched_init)
+    monkeypatch.setattr(FileLoad, "_written", watched_write)
+    monkeypatch.setattr(FileLoad, "finish", watched_finish)
+    report = load(store_url, path, batch_rows=2_000)
+    assert report.status == "loaded", report.error
+    if store_url.startswith("sqlite"):
+        expected = 2_000 * 1024  # SQLite's default cache_size, -2000 (KiB)
+    else:
+        (((pool,),),) = (fetch_all(store_url, "SELECT @@innodb_buffer_pool_size"),)
+        expected = int(pool)
+    assert caches == [expected]
+    while_reading = [rows for done, rows in written if not done]
+    # More than the first batch (written whole, before the file showed it is out of order).
+    assert len(while_reading) > 1
+    # (A key written as it came and again later, from a later row of it, is written twice.)
+    assert sum(rows for _, rows in written) >= truth.rows_valid
+    assert len(table_rows(store_url, ACME)) == truth.rows_valid

@@ -231,9 +231,12 @@ def test_a_runs_cursor_holds_its_share_and_one_block_at_most(
     event(f"blocks: {len(blocks)}")
 
 
+@pytest.mark.parametrize("cache_bytes", [None, 10**9])
 def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+    cache_bytes: int | None, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # With room in the page cache, the lowest keys of the clean batches are written as they
+    # come: encoded first, like the merged pieces.
     from iotpipe.encode import Encoder, InMemoryCategoryDictionary
 
     contract = load_contract("acme_usage")
@@ -251,7 +254,7 @@ def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
     bulk = Recording()
     load = FileLoad(
         None, contract, bulk, lambda report: None, whole_rows=True, spill_dir=str(tmp_path),
-        dictionary=dictionary,
+        dictionary=dictionary, cache_bytes=cache_bytes,
     )  # fmt: skip
     regions = ["north", "south", "east", "west"]
     for n, keyed in enumerate(batches("random")):
@@ -266,8 +269,11 @@ def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
             load.upsert(clean)
         else:
             load.upsert(encoder.encode(clean))
+    load._wait_for_writer()  # the last batch's write has begun: let it end
+    written_while_reading = len(bulk.written)
     load.finish({"status": "loaded"})
     assert load.spilled
+    assert written_while_reading == (1 if cache_bytes is None else 4)
     assert kept and all(columns == clean_columns for columns in kept)
     merged = pl.concat(bulk.written[1:])
     assert merged.height == 600
@@ -278,3 +284,111 @@ def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
     assert dictionary.codes(contract.name, "region", regions) == {
         region: code for code, region in enumerate(regions, start=1)
     }
+
+
+class Table:
+    """A bulk path that upserts into a dict (the last write of a key wins) and notes when."""
+
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, dt.datetime], int] = {}
+        self.writes: list[pl.DataFrame] = []
+        self.reading = True  # set False once the file is read (the merge writes after)
+        self.while_reading: list[pl.DataFrame] = []
+
+    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
+        return None
+
+    def upsert(
+        self,
+        cursor: Any,
+        table: str,
+        rows: pl.DataFrame,
+        *,
+        whole_rows: bool,
+        staged: Path | None = None,
+    ) -> None:
+        assert rows.equals(rows.sort(DEVICE_ID, TS))  # every write in key order
+        self.writes.append(rows)
+        if self.reading:
+            self.while_reading.append(rows)
+        self.rows.update({(d, t): v for d, t, v in rows.select(DEVICE_ID, TS, "v").iter_rows()})
+
+
+def keyed(batch: dict[tuple[str, int], int]) -> pl.DataFrame:
+    """One batch as the cleaner gives it: one row per key, in the file's (scrambled) order."""
+    items = sorted(batch.items(), key=lambda item: (item[0][1] * 7919) % 41)
+    return pl.DataFrame(
+        {
+            DEVICE_ID: [k[0] for k, _ in items],
+            TS: [T0 + dt.timedelta(seconds=k[1]) for k, _ in items],
+            "v": [v for _, v in items],
+        },
+        schema={DEVICE_ID: pl.String, TS: pl.Datetime("us"), "v": pl.Int64},
+    )
+
+
+def read_through(batches: list[pl.DataFrame], cache_bytes: int | None, tmp: Path) -> Table:
+    table = Table()
+    load = FileLoad(
+        None, load_contract("acme_usage"), table, lambda report: None, whole_rows=True,
+        spill_dir=str(tmp), cache_bytes=cache_bytes,
+    )  # fmt: skip
+    for frame_ in batches:
+        load.upsert(frame_)
+    load._wait_for_writer()
+    table.reading = False
+    load.finish({"status": "loaded"})
+    return table
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    batches=st.lists(st.dictionaries(keys, st.integers(0, 9), min_size=1, max_size=30), max_size=8),
+    cache_bytes=st.sampled_from([None, 0, 1_500, 4_000, 10**9]),
+)
+def test_out_of_order_rows_written_as_they_come_or_through_runs_leave_each_key_s_last_row(
+    batches: list[dict[tuple[str, int], int]],
+    cache_bytes: int | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    # Whatever share of the keys is written as it comes (none, a batch's worth, all the
+    # page cache allows), each key ends with the last row the file gave it.
+    expected: dict[tuple[str, dt.datetime], int] = {}
+    for batch in batches:
+        expected.update({(d, T0 + dt.timedelta(seconds=s)): v for (d, s), v in batch.items()})
+    table = read_through([keyed(b) for b in batches], cache_bytes, tmp_path_factory.mktemp("l"))
+    assert table.rows == expected
+    event(f"written while reading: {min(len(table.while_reading), 3)}")
+
+
+def scattered(batches: int = 6, rows: int = 300) -> list[pl.DataFrame]:
+    """Batches of 20 devices whose times are scattered over the whole file: out of order."""
+    every = [(f"d{i % 20:02d}", (i * 337) % (batches * rows)) for i in range(batches * rows)]
+    return [keyed({key: n for key in every[n * rows : (n + 1) * rows]}) for n in range(batches)]
+
+
+def test_out_of_order_the_lowest_keys_are_written_while_the_rest_is_read(tmp_path: Path) -> None:
+    table = read_through(scattered(), 10**9, tmp_path)
+    first, *direct = table.while_reading
+    assert first.height == 300  # the first batch, judged in order, written whole
+    # Then half of the first batch kept in runs, by key, and the same key range of each
+    # batch after it: the lowest keys, every one of them below what the merge writes later.
+    assert len(direct) == 5
+    assert direct[0].height == 150
+    cut = max(w.select(DEVICE_ID, TS).sort(DEVICE_ID, TS).row(-1) for w in direct)
+    merged = pl.concat(table.writes[len(table.while_reading) :])
+    assert merged.select(DEVICE_ID, TS).row(0) > cut
+    assert merged.height + sum(w.height for w in direct) == 5 * 300
+
+
+def test_past_its_share_of_the_page_cache_no_more_rows_are_written_as_they_come(
+    tmp_path: Path,
+) -> None:
+    batches = scattered()
+    # Room for about one half batch's rows, by their size in memory: the first kept batch's
+    # lowest keys are written, then the cut drops below every key for good.
+    half = batches[1].estimated_size() // 2
+    room = int((half + half // 2) / FileLoad.DIRECT_CACHE_SHARE)
+    table = read_through(batches, room, tmp_path)
+    assert [w.height for w in table.while_reading] == [300, 150]
+    assert table.rows == read_through(batches, None, tmp_path).rows

@@ -75,6 +75,10 @@ class SqlDialect:
         assignments, and of one assignment, ``{column}`` being a quoted column.
     columns_sql
         One-parameter SELECT of a table's columns: (name, character length or NULL).
+    cache_sql
+        SELECT of the bytes of table pages the engine keeps in memory (its buffer pool or
+        page cache); a load out of key order writes only as many rows as fit a share of it
+        straight into the table (`iotpipe.storage.readings.FileLoad`). Empty: unknown.
     widen_sql
         ``ALTER TABLE`` template that gives ``{column}`` of ``{table}`` a wider ``{type}``
         (None: the engine's text columns have no length).
@@ -115,6 +119,7 @@ class SqlDialect:
     for_update: str
     upsert: tuple[str, str]
     columns_sql: str
+    cache_sql: str = ""
     widen_sql: str | None = None
     inline_indexes: bool = False
     lock_sql: tuple[str, str] | None = None

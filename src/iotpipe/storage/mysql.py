@@ -87,6 +87,7 @@ MYSQL = SqlDialect(
         "SELECT column_name, character_maximum_length FROM information_schema.columns "
         "WHERE table_schema = DATABASE() AND table_name = %s"
     ),
+    cache_sql="SELECT @@innodb_buffer_pool_size",
     widen_sql="ALTER TABLE {table} MODIFY {column} {type}",
     inline_indexes=True,
     lock_sql=("SELECT GET_LOCK(%s, %s)", "SELECT RELEASE_LOCK(%s)"),

@@ -148,7 +148,7 @@ class _Ready:
 
     rows: pl.DataFrame
     staged: Path | None
-    behind: bool = False  # most of it is older than its devices' times in earlier batches
+    kept: bool = False  # all of it went to a run: nothing to write now
 
 
 class FileLoad:
@@ -158,6 +158,15 @@ class FileLoad:
     not in time order (most of a batch behind what its devices already have), the rest is
     kept as sorted runs on disk and merged in key order before the ledger is marked
     (`iotpipe.storage.spill`). Either way the last row of a key in the file wins.
+
+    While the rest is read, the server would wait for the merge with nothing to do: so the
+    rows of the lowest keys - below a cut taken at `DIRECT_SHARE` of the first batch kept in
+    runs - are still written as they come, into a part of the table small enough to stay in
+    the engine's page cache (at most `DIRECT_CACHE_SHARE` of ``cache_bytes``), where rows out
+    of order cost little more than rows in order. Past that size the cut drops below every
+    key, and all rows go to runs. A cut only ever moves down, so each key's rows are written
+    as they come up to some batch and through the runs after it, which the merge writes last:
+    the last row still wins.
 
     Each batch is written in a writer thread as soon as it is ready, after the batch before
     it; the work it needs before its statement - sorting, judging whether it is behind, and the
@@ -190,9 +199,19 @@ class FileLoad:
         (the encodings are rebuilt from the codes: a third of the columns to sort, write and
         merge), batches given once `takes_clean_rows` may come without encodings, and each
         merged piece is encoded before it is staged. Without them, runs keep rows as they are given.
+    cache_bytes
+        The engine's page cache (``innodb_buffer_pool_size``); None or 0: no rows are written
+        as they come once the file is out of time order.
     """
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
+    # Out of time order: the share of the first kept batch, by key, whose key range is still
+    # written as it comes, while that range's rows fill at most this share of the page cache.
+    # (1M random-order rows, 128 MB buffer pool, the server alone: a third of the keys batch
+    # by batch, then the rest in order, cost 1.2 times the same rows in key order; half of
+    # them, 1.5 times; docs/benchmarks.md, twenty-second round.)
+    DIRECT_SHARE = 0.5
+    DIRECT_CACHE_SHARE = 1 / 3
 
     def __init__(  # noqa: PLR0913 (the load's parts)
         self,
@@ -205,6 +224,7 @@ class FileLoad:
         spill_dir: str | None = None,
         lock: AbstractContextManager[Any] | None = None,
         dictionary: CategoryDictionary | None = None,
+        cache_bytes: int | None = None,
     ) -> None:
         self.cursor = cursor
         self._dictionary = dictionary
@@ -226,6 +246,10 @@ class FileLoad:
         self._writing: Future[None] | None = None
         self._failed = False  # a write failed: the batches queued behind it are not written
         self._staging: Path | None = None  # the directory of staged batches
+        # Once spilling: keys below the cut are still written as they come (None: no key).
+        self._cut: tuple[str, dt.datetime] | None = None
+        self._direct_left = int((cache_bytes or 0) * self.DIRECT_CACHE_SHARE)
+        self._encode: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
     @property
     def spilled(self) -> bool:
@@ -252,7 +276,7 @@ class FileLoad:
             return 0
         self._batch_rows = max(self._batch_rows, rows.height)
         ready = self._prepare(rows)
-        if ready.behind:
+        if ready.kept:
             self._wait_for_writer()
             return rows.height
         if self._writer is None:
@@ -311,18 +335,60 @@ class FileLoad:
         behind = self._spilling or self._behind(rows)
         if not behind:
             self._advance(rows)
-        self._spilling = behind
-        if behind and self._dictionary is not None:  # encoded again after the merge
-            rows = rows.select(self._contract.value_columns)
+            return self._staged(rows.sort(DEVICE_ID, TS))
+        self._spilling = True
         rows = rows.sort(DEVICE_ID, TS)
-        if not behind:
-            return self._staged(rows)
         if self._runs is None:
             from iotpipe.storage.spill import SpilledRuns
 
             self._runs = SpilledRuns(self._spill_dir)
+            self._cut = self._first_cut(rows)
+        # The rows below the cut, a prefix of the sorted batch, are written now.
+        now = self._below_cut(rows)
+        direct, rows = rows.head(now), rows.slice(now)
+        if self._dictionary is not None:  # encoded again after the merge
+            rows = rows.select(self._contract.value_columns)
         self._runs.add(rows)  # a run, not the table
-        return _Ready(rows, None, behind)
+        if not now:
+            return _Ready(rows, None, kept=True)
+        return self._staged(self._encoded(direct))
+
+    def _first_cut(self, rows: pl.DataFrame) -> tuple[str, dt.datetime] | None:
+        """Return the key below which `DIRECT_SHARE` of a sorted batch's rows fall."""
+        at = int(rows.height * self.DIRECT_SHARE)
+        if self._direct_left <= 0 or at <= 0:
+            return None
+        device, ts = rows.select(DEVICE_ID, TS).row(at)
+        return (device, ts)
+
+    def _below_cut(self, rows: pl.DataFrame) -> int:
+        """Return how many of a sorted batch's rows are below the cut, to be written now.
+
+        When they would take the rows written so far past their share of the page cache
+        (their size estimated from the batch's in memory), none of them is, nor any row
+        after them: the cut drops below every key.
+        """
+        import polars as pl
+
+        if self._cut is None:
+            return 0
+        device, ts = self._cut
+        below = (pl.col(DEVICE_ID) < device) | ((pl.col(DEVICE_ID) == device) & (pl.col(TS) < ts))
+        count = int(rows.select(below.sum()).item())
+        size = int(rows.estimated_size()) * count // max(1, rows.height)
+        if size > self._direct_left:
+            self._cut = None
+            return 0
+        self._direct_left -= size
+        return count
+
+    def _encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """Return rows with their encodings (clean rows are given once `takes_clean_rows`)."""
+        if set(self._contract.output_columns) <= set(rows.columns):
+            return rows
+        if self._encode is None:
+            self._encode = self._encoder()
+        return self._encode(rows)
 
     def _staged(self, rows: pl.DataFrame) -> _Ready:
         """Stage rows in key order (one thread at a time: the caller's, then the merge's)."""

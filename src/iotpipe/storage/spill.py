@@ -7,7 +7,8 @@ in random order, and there a batch sorted on its own still lands everywhere: mea
 slower than the same rows in key order (docs/benchmarks.md).
 
 `FileLoad` watches each batch: once most of a batch's rows fall behind what was already
-written for their devices, the rest of the file is not written as it comes but kept here as
+written for their devices, the rest of the file (but for the rows of its lowest keys, which
+`FileLoad` writes as they come while they fit the engine's page cache) is kept here as
 *runs* - each batch, sorted and with one row per key, a file of small lz4-compressed Arrow
 IPC stream blocks in a temporary directory - and merged in key order at the end, still inside
 the file's one transaction. Memory stays bounded: each run's cursor holds its share of

@@ -53,6 +53,12 @@ SQLITE = SqlDialect(
     for_update="",  # BEGIN IMMEDIATE already holds the only write lock
     upsert=("ON CONFLICT (`device_id`, `ts`) DO UPDATE SET {updates}", "excluded.{column}"),
     columns_sql="SELECT name, NULL FROM pragma_table_info(%s)",
+    # cache_size: pages when positive, KiB when negative (the default, -2000)
+    cache_sql=(
+        "SELECT CASE WHEN cache_size < 0 THEN -1024 * cache_size"
+        " ELSE cache_size * (SELECT page_size FROM pragma_page_size()) END"
+        " FROM pragma_cache_size()"
+    ),
     # Times are zero-padded text 'YYYY-MM-DD HH:MM:SS.ffffff': whole seconds through julianday
     # (rounded: exact to the second for any year), microseconds from the text.
     epoch_micros=(

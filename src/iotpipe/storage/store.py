@@ -139,6 +139,7 @@ class SqlStore:
                 whole_rows=table_columns <= set(contract.output_columns),
                 lock=self.db.open_lock,
                 dictionary=self,
+                cache_bytes=self._cache_bytes(cursor),
             )
             try:
                 yield load
@@ -146,6 +147,15 @@ class SqlStore:
                 load.close()
             if not load.finished:
                 raise StorageError("load ended without finish(): rolled back")
+
+    def _cache_bytes(self, cursor: Any) -> int | None:
+        """Return the engine's page cache in bytes (`SqlDialect.cache_sql`), None if unknown."""
+        d = self.db.dialect
+        if not d.cache_sql:
+            return None
+        cursor.execute(d.cache_sql)
+        row = cursor.fetchone()
+        return int(row[0]) if row and row[0] is not None else None
 
     def count_and_stats(
         self, contract: DataContract, query: ReadingsQuery
