@@ -362,8 +362,11 @@ def test_out_of_order_rows_written_as_they_come_or_through_runs_leave_each_key_s
 
 
 def scattered(batches: int = 6, rows: int = 300) -> list[pl.DataFrame]:
-    """Batches of 20 devices whose times are scattered over the whole file: out of order."""
-    every = [(f"d{i % 20:02d}", (i * 337) % (batches * rows)) for i in range(batches * rows)]
+    """Batches of 7 devices whose times are scattered over the whole file: out of order.
+
+    (Half of a batch, by key, ends inside a device's rows, not where one begins.)
+    """
+    every = [(f"d{i % 7}", (i * 337) % (batches * rows)) for i in range(batches * rows)]
     return [keyed({key: n for key in every[n * rows : (n + 1) * rows]}) for n in range(batches)]
 
 
@@ -381,14 +384,14 @@ def test_out_of_order_the_lowest_keys_are_written_while_the_rest_is_read(tmp_pat
     assert merged.height + sum(w.height for w in direct) == 5 * 300
 
 
+@pytest.mark.parametrize(("spare", "written"), [(0, [300, 150]), (-1, [300])])
 def test_past_its_share_of_the_page_cache_no_more_rows_are_written_as_they_come(
-    tmp_path: Path,
+    spare: int, written: list[int], tmp_path: Path
 ) -> None:
     batches = scattered()
-    # Room for about one half batch's rows, by their size in memory: the first kept batch's
-    # lowest keys are written, then the cut drops below every key for good.
-    half = batches[1].estimated_size() // 2
-    room = int((half + half // 2) / FileLoad.DIRECT_CACHE_SHARE)
-    table = read_through(batches, room, tmp_path)
-    assert [w.height for w in table.while_reading] == [300, 150]
+    # Room for exactly the first kept batch's lowest half, by its size in memory (or one
+    # byte less): those rows are written (or not), then the cut drops below every key.
+    half = int(batches[1].estimated_size()) * 150 // 300
+    table = read_through(batches, (half + spare) * FileLoad.DIRECT_CACHE_PART, tmp_path)
+    assert [w.height for w in table.while_reading] == written
     assert table.rows == read_through(batches, None, tmp_path).rows

@@ -162,7 +162,7 @@ class FileLoad:
     While the rest is read, the server would wait for the merge with nothing to do: so the
     rows of the lowest keys - below a cut taken at `DIRECT_SHARE` of the first batch kept in
     runs - are still written as they come, into a part of the table small enough to stay in
-    the engine's page cache (at most `DIRECT_CACHE_SHARE` of ``cache_bytes``), where rows out
+    the engine's page cache (at most a `DIRECT_CACHE_PART` of ``cache_bytes``), where rows out
     of order cost little more than rows in order. Past that size the cut drops below every
     key, and all rows go to runs. A cut only ever moves down, so each key's rows are written
     as they come up to some batch and through the runs after it, which the merge writes last:
@@ -211,7 +211,7 @@ class FileLoad:
     # by batch, then the rest in order, cost 1.2 times the same rows in key order; half of
     # them, 1.5 times; docs/benchmarks.md, twenty-second round.)
     DIRECT_SHARE = 0.5
-    DIRECT_CACHE_SHARE = 1 / 3
+    DIRECT_CACHE_PART = 3  # a third
 
     def __init__(  # noqa: PLR0913 (the load's parts)
         self,
@@ -248,7 +248,7 @@ class FileLoad:
         self._staging: Path | None = None  # the directory of staged batches
         # Once spilling: keys below the cut are still written as they come (None: no key).
         self._cut: tuple[str, dt.datetime] | None = None
-        self._direct_left = int((cache_bytes or 0) * self.DIRECT_CACHE_SHARE)
+        self._direct_left = (cache_bytes or 0) // self.DIRECT_CACHE_PART
         self._encode: Callable[[pl.DataFrame], pl.DataFrame] | None = None
 
     @property
@@ -353,12 +353,9 @@ class FileLoad:
             return _Ready(rows, None, kept=True)
         return self._staged(self._encoded(direct))
 
-    def _first_cut(self, rows: pl.DataFrame) -> tuple[str, dt.datetime] | None:
+    def _first_cut(self, rows: pl.DataFrame) -> tuple[str, dt.datetime]:
         """Return the key below which `DIRECT_SHARE` of a sorted batch's rows fall."""
-        at = int(rows.height * self.DIRECT_SHARE)
-        if self._direct_left <= 0 or at <= 0:
-            return None
-        device, ts = rows.select(DEVICE_ID, TS).row(at)
+        device, ts = rows.select(DEVICE_ID, TS).row(int(rows.height * self.DIRECT_SHARE))
         return (device, ts)
 
     def _below_cut(self, rows: pl.DataFrame) -> int:
@@ -375,7 +372,7 @@ class FileLoad:
         device, ts = self._cut
         below = (pl.col(DEVICE_ID) < device) | ((pl.col(DEVICE_ID) == device) & (pl.col(TS) < ts))
         count = int(rows.select(below.sum()).item())
-        size = int(rows.estimated_size()) * count // max(1, rows.height)
+        size = int(rows.estimated_size()) * count // rows.height  # (a batch is never empty)
         if size > self._direct_left:
             self._cut = None
             return 0
@@ -383,9 +380,11 @@ class FileLoad:
         return count
 
     def _encoded(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """Return rows with their encodings (clean rows are given once `takes_clean_rows`)."""
-        if set(self._contract.output_columns) <= set(rows.columns):
-            return rows
+        """Return rows with their encodings (clean rows are given once `takes_clean_rows`).
+
+        Encoding rows that have them already gives the same rows: the few batches cleaned
+        before the file showed it is out of order come encoded.
+        """
         if self._encode is None:
             self._encode = self._encoder()
         return self._encode(rows)

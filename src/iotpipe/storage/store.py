@@ -154,8 +154,8 @@ class SqlStore:
         if not d.cache_sql:
             return None
         cursor.execute(d.cache_sql)
-        row = cursor.fetchone()
-        return int(row[0]) if row and row[0] is not None else None
+        (size,) = cursor.fetchone()
+        return int(size)
 
     def count_and_stats(
         self, contract: DataContract, query: ReadingsQuery
