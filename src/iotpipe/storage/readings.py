@@ -206,7 +206,7 @@ class FileLoad:
 
     BEHIND_SHARE = 0.25  # a batch with more rows behind its devices' last times: spill
     # Out of time order: the share of the first kept batch, by key, whose key range is still
-    # written as it comes, while that range's rows fill at most this share of the page cache.
+    # written as it comes, while that range's rows fill at most this part of the page cache.
     # (1M random-order rows, 128 MB buffer pool, the server alone: a third of the keys batch
     # by batch, then the rest in order, cost 1.2 times the same rows in key order; half of
     # them, 1.5 times; docs/benchmarks.md, twenty-second round.)
@@ -396,13 +396,17 @@ class FileLoad:
         return _Ready(rows, self._bulk.stage(rows, self._staging))
 
     def _encoder(self) -> Callable[[pl.DataFrame], pl.DataFrame]:
-        """Return what encodes a merged piece (the identity without a dictionary)."""
+        """Return what encodes a merged piece, or rows written as they come out of order.
+
+        The identity without a dictionary.
+        """
         if self._dictionary is None:
             return lambda rows: rows
         from iotpipe.encode import Encoder
 
         # Every value already has its code (`Encoder.learn`, as the batches came): this
-        # encoder only reads them, in the staging thread, while nothing else uses them.
+        # encoder only reads them, in the caller's thread while the file is read, then in the
+        # staging thread, while nothing else uses them.
         return Encoder(self._contract, self._dictionary).encode
 
     def _wait_for_writer(self) -> None:
