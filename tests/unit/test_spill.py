@@ -286,17 +286,14 @@ def test_with_a_dictionary_runs_keep_clean_rows_and_what_is_merged_is_encoded(
     }
 
 
-class Table:
-    """A bulk path that upserts into a dict (the last write of a key wins) and notes when."""
+class Table(Recording):
+    """`Recording`, upserting into a dict too (the last write of a key wins), noting when."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.rows: dict[tuple[str, dt.datetime], int] = {}
-        self.writes: list[pl.DataFrame] = []
         self.reading = True  # set False once the file is read (the merge writes after)
         self.while_reading: list[pl.DataFrame] = []
-
-    def stage(self, rows: pl.DataFrame, directory: Path) -> Path | None:
-        return None
 
     def upsert(
         self,
@@ -308,7 +305,7 @@ class Table:
         staged: Path | None = None,
     ) -> None:
         assert rows.equals(rows.sort(DEVICE_ID, TS))  # every write in key order
-        self.writes.append(rows)
+        super().upsert(cursor, table, rows, whole_rows=whole_rows, staged=staged)
         if self.reading:
             self.while_reading.append(rows)
         self.rows.update({(d, t): v for d, t, v in rows.select(DEVICE_ID, TS, "v").iter_rows()})
@@ -379,7 +376,7 @@ def test_out_of_order_the_lowest_keys_are_written_while_the_rest_is_read(tmp_pat
     assert len(direct) == 5
     assert direct[0].height == 150
     cut = max(w.select(DEVICE_ID, TS).sort(DEVICE_ID, TS).row(-1) for w in direct)
-    merged = pl.concat(table.writes[len(table.while_reading) :])
+    merged = pl.concat(table.written[len(table.while_reading) :])
     assert merged.select(DEVICE_ID, TS).row(0) > cut
     assert merged.height + sum(w.height for w in direct) == 5 * 300
 
