@@ -380,3 +380,44 @@ def test_the_load_file_keeps_every_double_and_time_exactly(mariadb_url: str) -> 
     assert [tuple(r) for r in back] == list(rows.iter_rows())
     assert [tuple(r) for r in back_others] == [(1, 1, base), (2, 0, None), (3, None, base)]
     assert [tuple(r) for r in back_halves] == [(1, 0, 0.5), (2, 1, -1.25)]
+
+
+def test_a_load_whose_values_all_have_codes_never_waits_for_the_vocabulary_lock(
+    mariadb_url: str, tmp_path: Path
+) -> None:
+    # A code never changes once given, so a fleet's loads read the codes their values have
+    # without the lock that numbers new ones: while another transaction holds every
+    # vocabulary's sequence row, a file of known values loads, and one with a new value waits.
+    header = "device_id,timestamp,device_type,firmware_version,region,status,battery_pct\n"
+    known, new = tmp_path / "known.csv", tmp_path / "new.csv"
+    known.write_text(header + "d1,2024-01-01T00:00:00Z,hub,v1.0.0,eu,idle,50\n")
+    new.write_text(header + "d1,2024-01-01T00:01:00Z,hub,v9.9.9,eu,idle,51\n")
+    store = MySQLStore.from_url(mariadb_url)
+    assert run(store, known).status == "loaded"  # its values get their codes
+    second = tmp_path / "known-again.csv"
+    second.write_text(known.read_text().replace("00:00:00Z", "00:02:00Z"))
+    holder = mariadb(mariadb_url.rsplit("/", 1)[1], autocommit=False)
+    results: dict[str, Any] = {}
+
+    def load(name: str, path: Path) -> threading.Thread:
+        thread = threading.Thread(target=lambda: results.__setitem__(name, run(store, path)))
+        thread.start()
+        return thread
+
+    try:
+        with holder.cursor() as cur:
+            cur.execute("SELECT * FROM iotpipe_category_seq FOR UPDATE")
+            assert cur.fetchall()  # one row per vocabulary, each locked
+            load("known", second).join(timeout=30)
+            assert results["known"].status == "loaded"
+            waiting = load("new", new)
+            waiting.join(timeout=1.0)
+            assert waiting.is_alive()  # v9.9.9 needs the next firmware code: it waits
+            assert "new" not in results
+    finally:
+        holder.rollback()
+        holder.close()
+    waiting.join(timeout=30)
+    store.close()
+    assert results["new"].status == "loaded"
+    assert scalar(mariadb_url, "SELECT COUNT(*) FROM device_usage") == 3

@@ -3,6 +3,8 @@
 New values of a vocabulary are numbered under a lock on that vocabulary's sequence row, in
 short transactions of their own (MySQL: on a second connection, so concurrent file loads never
 wait on each other's long transactions; SQLite: inside the load, which holds the only writer).
+A code never changes once given, so values that have one are read without that lock first:
+most files bring no new value, and a fleet's loads then never queue on a sequence row.
 """
 
 from __future__ import annotations
@@ -79,6 +81,9 @@ class CategoryCodes:
             if len(value) > MAX_CATEGORY_LENGTH:
                 raise StorageError(f"category value over {MAX_CATEGORY_LENGTH} characters")
         d = self._db.dialect
+        known = self._db.run(lambda cursor: self._lookup(cursor, dataset, column, values))
+        if all(value in known for value in values):
+            return {value: known[value] for value in values}
 
         def run(cursor: Any) -> Mapping[str, int]:
             cursor.execute(
@@ -105,17 +110,7 @@ class CategoryCodes:
     ) -> dict[str, int]:
         """Assign codes after ``last``; the caller holds the vocabulary's lock."""
         d = self._db.dialect
-        found: dict[str, int] = {}
-        for chunk in _chunks(list(values), LOOKUP_CHUNK):
-            marks = ", ".join(["%s"] * len(chunk))
-            cursor.execute(
-                d.sql(
-                    f"SELECT value, code FROM {CATEGORIES} WHERE dataset = %s AND "
-                    f"column_name = %s AND value IN ({marks})"
-                ),
-                (dataset, column, *chunk),
-            )
-            found.update({value: int(code) for value, code in cursor.fetchall()})
+        found = self._lookup(cursor, dataset, column, values)
         new = [v for v in values if v not in found]
         if new:
             rows = [(dataset, column, value, last + i) for i, value in enumerate(new, start=1)]
@@ -135,6 +130,23 @@ class CategoryCodes:
             )
             found.update({value: code for _, _, value, code in rows})
         return {value: found[value] for value in values}
+
+    def _lookup(
+        self, cursor: Any, dataset: str, column: str, values: Sequence[str]
+    ) -> dict[str, int]:
+        """Return the codes some of ``values`` already have."""
+        found: dict[str, int] = {}
+        for chunk in _chunks(list(values), LOOKUP_CHUNK):
+            marks = ", ".join(["%s"] * len(chunk))
+            cursor.execute(
+                self._db.dialect.sql(
+                    f"SELECT value, code FROM {CATEGORIES} WHERE dataset = %s AND "
+                    f"column_name = %s AND value IN ({marks})"
+                ),
+                (dataset, column, *chunk),
+            )
+            found.update({value: int(code) for value, code in cursor.fetchall()})
+        return found
 
 
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
